@@ -1,0 +1,8 @@
+//! sea-orm entities of Latchkey's durable store: plain table shapes, no logic.
+//!
+//! Queries live in the main crate's `store` module; the schema itself is created by the
+//! `migration` crate, which must be kept in step with these structs.
+
+pub mod passkey;
+pub mod setting;
+pub mod user;

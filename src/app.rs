@@ -1,0 +1,95 @@
+//! Application state and the server's life cycle: building the state from [`Config`]
+//! (database, migrations, generated secrets, ephemeral store), and serving the router on a
+//! listener until shutdown. Tests call [`run`] with a listener on port 0.
+
+use std::{future::Future, ops::Deref, sync::Arc};
+
+use anyhow::Context;
+use axum::extract::FromRef;
+use axum_extra::extract::cookie::Key;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::{
+    config::Config,
+    ephemeral::{Ephemeral, memory::MemoryStore, redis::RedisStore},
+    passkey::PasskeyService,
+    session::SessionPolicy,
+    store,
+};
+
+/// Everything a request may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+/// The parts of [`AppState`].
+pub struct AppInner {
+    pub config: Config,
+    pub db: DatabaseConnection,
+    pub ephemeral: Ephemeral,
+    pub passkeys: PasskeyService,
+    /// Encrypts and signs cookies (the remembered user).
+    pub cookie_key: Key,
+    /// Keys CSRF tokens to the browser's CSRF cookie.
+    pub csrf_key: Vec<u8>,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for Key {
+    fn from_ref(state: &AppState) -> Key {
+        state.cookie_key.clone()
+    }
+}
+
+impl AppState {
+    /// Connects to the stores, applies migrations and loads (or creates) the instance secrets.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = store::connect(&config.database_url).await.context("connecting to the database")?;
+        store::migrate(&db).await.context("applying database migrations")?;
+        let ephemeral = match &config.redis_url {
+            Some(url) => Ephemeral::new(Arc::new(
+                RedisStore::connect(url, &config.redis_prefix).await.context("connecting to Redis")?,
+            )),
+            None => Ephemeral::new(Arc::new(MemoryStore::new())),
+        };
+        let cookie_key = store::settings::get_or_create_secret(&db, "cookie_key", 64).await?;
+        let csrf_key = store::settings::get_or_create_secret(&db, "csrf_key", 32).await?;
+        let decoy_key = store::settings::get_or_create_secret(&db, "decoy_credential_key", 32).await?;
+        let passkeys = PasskeyService::new(&config.issuer, config.rp_id(), decoy_key)
+            .context("configuring WebAuthn from LATCHKEY_ISSUER")?;
+        Ok(AppState(Arc::new(AppInner {
+            config,
+            db,
+            ephemeral,
+            passkeys,
+            cookie_key: Key::from(&cookie_key),
+            csrf_key,
+        })))
+    }
+
+    /// Session lifetimes from the configuration.
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy { idle_timeout: self.config.session_idle_timeout, max_age: self.config.session_max_age }
+    }
+}
+
+/// Serves Latchkey on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::build(config).await?;
+    let router = crate::http::router(state);
+    tracing::info!(address = %listener.local_addr()?, "Latchkey is listening");
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")
+}

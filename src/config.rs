@@ -1,0 +1,214 @@
+//! Typed configuration read from `LATCHKEY_*` environment variables and validated at start.
+//!
+//! Every error names the variable at fault, so an operator sees at once what to fix. Nothing else
+//! in the crate reads the environment.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use url::Url;
+
+/// Whether people may create their own accounts at `/signup`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signup {
+    Open,
+    Closed,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Latchkey's whole configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Public base URL; the WebAuthn origin and RP ID derive from it.
+    pub issuer: Url,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub signup: Signup,
+    pub reveal_unknown_users: bool,
+    /// Lifetime of a WebAuthn ceremony (challenge) from options to verification.
+    pub challenge_ttl: Duration,
+    /// An SSO session ends after this long without use...
+    pub session_idle_timeout: Duration,
+    /// ...and at the latest this long after sign-in.
+    pub session_max_age: Duration,
+    /// Lifetime of the remembered-user cookie.
+    pub remember_for: Duration,
+    pub log_format: LogFormat,
+}
+
+/// A configuration variable that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the configuration from the given variables (the environment, or a test's map).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        let issuer = parse_issuer(get("LATCHKEY_ISSUER").unwrap_or("http://localhost:8080"))?;
+        let listen = get("LATCHKEY_LISTEN")
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|e| invalid("LATCHKEY_LISTEN", format!("not an address:port ({e})")))?;
+        let database_url = get("LATCHKEY_DATABASE_URL").unwrap_or("sqlite://latchkey.db?mode=rwc");
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            return Err(invalid("LATCHKEY_DATABASE_URL", "must start with sqlite: or postgres://".into()));
+        }
+        let redis_url = get("LATCHKEY_REDIS_URL").map(str::to_owned);
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis") || url.starts_with("rediss"))
+        {
+            return Err(invalid("LATCHKEY_REDIS_URL", "must start with redis:// or rediss://".into()));
+        }
+        Ok(Config {
+            issuer,
+            listen,
+            database_url: database_url.to_owned(),
+            redis_url,
+            redis_prefix: get("LATCHKEY_REDIS_PREFIX").unwrap_or("latchkey:").to_owned(),
+            signup: match get("LATCHKEY_SIGNUP").unwrap_or("open") {
+                "open" => Signup::Open,
+                "closed" => Signup::Closed,
+                other => return Err(invalid("LATCHKEY_SIGNUP", format!("'{other}' is not open or closed"))),
+            },
+            reveal_unknown_users: parse_bool(get, "LATCHKEY_REVEAL_UNKNOWN_USERS", false)?,
+            challenge_ttl: parse_duration(get, "LATCHKEY_CHALLENGE_TTL", "10m")?,
+            session_idle_timeout: parse_duration(get, "LATCHKEY_SESSION_IDLE_TIMEOUT", "3d")?,
+            session_max_age: parse_duration(get, "LATCHKEY_SESSION_MAX_AGE", "30d")?,
+            remember_for: parse_duration(get, "LATCHKEY_REMEMBER_USER_FOR", "30d")?,
+            log_format: match get("LATCHKEY_LOG_FORMAT").unwrap_or("text") {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => return Err(invalid("LATCHKEY_LOG_FORMAT", format!("'{other}' is not text or json"))),
+            },
+        })
+    }
+
+    /// Whether cookies must carry `Secure` and the `__Host-` prefix.
+    pub fn is_https(&self) -> bool {
+        self.issuer.scheme() == "https"
+    }
+
+    /// The WebAuthn relying-party id: the issuer's host name.
+    pub fn rp_id(&self) -> &str {
+        self.issuer.host_str().unwrap_or("localhost")
+    }
+
+    /// The issuer's origin (`scheme://host[:port]`), which browsers send in `Origin`.
+    pub fn origin(&self) -> String {
+        self.issuer.origin().ascii_serialization()
+    }
+}
+
+fn invalid(variable: &'static str, problem: String) -> ConfigError {
+    ConfigError { variable, problem }
+}
+
+fn parse_issuer(value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| invalid("LATCHKEY_ISSUER", format!("not a URL ({e})")))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(invalid(
+                "LATCHKEY_ISSUER",
+                "must be https unless the host is localhost (WebAuthn requires a secure origin)".into(),
+            ));
+        }
+        _ => return Err(invalid("LATCHKEY_ISSUER", "must be an http(s) URL".into())),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("LATCHKEY_ISSUER", "must not have a query or fragment".into()));
+    }
+    if host.is_empty() {
+        return Err(invalid("LATCHKEY_ISSUER", "has no host".into()));
+    }
+    Ok(url)
+}
+
+fn parse_bool<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(variable) {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(invalid(variable, format!("'{other}' is not true or false"))),
+    }
+}
+
+fn parse_duration<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    variable: &'static str,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let value = get(variable).unwrap_or(default);
+    let duration = humantime::parse_duration(value)
+        .map_err(|e| invalid(variable, format!("'{value}' is not a duration like 10m or 30d ({e})")))?;
+    if duration.is_zero() {
+        return Err(invalid(variable, "must be longer than zero".into()));
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(config.issuer.as_str(), "http://localhost:8080/");
+        assert_eq!(config.rp_id(), "localhost");
+        assert_eq!(config.origin(), "http://localhost:8080");
+        assert!(!config.is_https());
+        assert_eq!(config.challenge_ttl, Duration::from_secs(600));
+        assert_eq!(config.signup, Signup::Open);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (name, value) in [
+            ("LATCHKEY_ISSUER", "http://example.com"),
+            ("LATCHKEY_ISSUER", "not a url"),
+            ("LATCHKEY_LISTEN", "localhost"),
+            ("LATCHKEY_SIGNUP", "maybe"),
+            ("LATCHKEY_CHALLENGE_TTL", "soon"),
+            ("LATCHKEY_REVEAL_UNKNOWN_USERS", "perhaps"),
+            ("LATCHKEY_DATABASE_URL", "mysql://x"),
+        ] {
+            let err = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
+            assert_eq!(err.variable, name, "{value}");
+        }
+    }
+
+    #[test]
+    fn https_issuer_is_secure() {
+        let config = Config::from_vars(&vars(&[("LATCHKEY_ISSUER", "https://id.example.com")])).unwrap();
+        assert!(config.is_https());
+        assert_eq!(config.rp_id(), "id.example.com");
+    }
+}

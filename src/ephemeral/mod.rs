@@ -1,0 +1,124 @@
+//! The ephemeral store: short-lived state with a TTL (WebAuthn ceremonies, SSO sessions, and in
+//! later work authorization codes and rate-limit counters).
+//!
+//! One trait, two implementations: [`memory::MemoryStore`] for the embedded default and
+//! [`redis::RedisStore`] (fred) when replicas share state. Single-use values are read with
+//! [`EphemeralStore::take`], which is atomic in both, so two racing requests can never both get
+//! the same value. Callers namespace keys by prefix (`ceremony:`, `session:`), never by database.
+
+pub mod memory;
+pub mod redis;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Why the ephemeral store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EphemeralError {
+    /// The backing service is down or timed out.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded (a bug or a version mismatch).
+    #[error("corrupt entry: {0}")]
+    Corrupt(String),
+}
+
+/// Short-lived key-value state shared by every replica.
+#[async_trait]
+pub trait EphemeralStore: Send + Sync {
+    /// Stores `value` under `key` for `ttl`, replacing any previous value.
+    async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), EphemeralError>;
+    /// Reads the value under `key` without consuming it.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
+    /// Reads and removes the value under `key` in one atomic step.
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
+    /// Removes `key` if present.
+    async fn delete(&self, key: &str) -> Result<(), EphemeralError>;
+    /// Checks that the store answers (for readiness).
+    async fn ping(&self) -> Result<(), EphemeralError>;
+}
+
+/// The store as the application holds it, with typed JSON helpers on top of the byte trait.
+#[derive(Clone)]
+pub struct Ephemeral(Arc<dyn EphemeralStore>);
+
+impl Ephemeral {
+    /// Wraps a store implementation.
+    pub fn new(store: Arc<dyn EphemeralStore>) -> Self {
+        Ephemeral(store)
+    }
+
+    /// Stores `value` as JSON.
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) -> Result<(), EphemeralError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| EphemeralError::Corrupt(e.to_string()))?;
+        self.0.put(key, bytes, ttl).await
+    }
+
+    /// Reads a JSON value without consuming it.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError> {
+        decode(self.0.get(key).await?)
+    }
+
+    /// Takes a JSON value atomically: the first caller gets it, every later one gets `None`.
+    pub async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError> {
+        decode(self.0.take(key).await?)
+    }
+
+    /// Removes `key`.
+    pub async fn delete(&self, key: &str) -> Result<(), EphemeralError> {
+        self.0.delete(key).await
+    }
+
+    /// Checks that the store answers.
+    pub async fn ping(&self) -> Result<(), EphemeralError> {
+        self.0.ping().await
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<T>, EphemeralError> {
+    bytes.map(|b| serde_json::from_slice(&b).map_err(|e| EphemeralError::Corrupt(e.to_string()))).transpose()
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every implementation must show, run against each of them.
+    use super::*;
+
+    pub async fn single_use_and_expiry(store: Arc<dyn EphemeralStore>, prefix: &str) {
+        let key = format!("{prefix}contract:a");
+        store.put(&key, b"one".to_vec(), Duration::from_secs(60)).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(store.take(&key).await.unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(store.take(&key).await.unwrap(), None, "a value is taken once");
+
+        let short = format!("{prefix}contract:short");
+        store.put(&short, b"x".to_vec(), Duration::from_millis(1100)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(store.get(&short).await.unwrap(), None, "entries expire");
+
+        let raced = format!("{prefix}contract:raced");
+        store.put(&raced, b"prize".to_vec(), Duration::from_secs(60)).await.unwrap();
+        let takers = (0..20).map(|_| {
+            let store = store.clone();
+            let key = raced.clone();
+            tokio::spawn(async move { store.take(&key).await.unwrap() })
+        });
+        let winners = futures_join(takers).await.into_iter().filter(Option::is_some).count();
+        assert_eq!(winners, 1, "exactly one racer takes the value");
+
+        store.put(&key, b"two".to_vec(), Duration::from_secs(60)).await.unwrap();
+        store.delete(&key).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), None);
+        store.ping().await.unwrap();
+    }
+
+    async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+        let mut out = Vec::new();
+        for handle in handles {
+            out.push(handle.await.unwrap());
+        }
+        out
+    }
+}

@@ -1,0 +1,167 @@
+//! Sign-in pages: `GET/POST /login` (username step, or the passkey step for a remembered
+//! user), `POST /login/passkey` (the assertion), `GET /login/switch-user`.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::{CookieJar, PrivateCookieJar};
+use chrono::Utc;
+use minijinja::context;
+use webauthn_rs::prelude::PublicKeyCredential;
+
+use super::{
+    ceremony_answer, cookies,
+    csrf::Csrf,
+    extract::{CsrfForm, SameOriginJson, ceremony_id, signed_in},
+    pages::{PageError, json_for_script, render},
+};
+use crate::{
+    app::AppState,
+    config::Signup,
+    error::AppError,
+    login::{self, PasskeyStep, RememberedUser, UsernameOutcome},
+    store::users::normalize,
+};
+
+/// `GET /login`.
+pub async fn page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    private: PrivateCookieJar,
+    csrf: Csrf,
+) -> Result<Response, PageError> {
+    if signed_in(&jar, &state).await?.is_some() {
+        return Ok(Redirect::to("/account").into_response());
+    }
+    if let Some(remembered) = remembered_user(&private, &state) {
+        if let UsernameOutcome::PasskeyStep(step) = login::start_passkey_step(&state, &remembered).await? {
+            return passkey_step(&state, jar, private, &csrf, step);
+        }
+        let private = private.remove(cookies::removal(cookies::REMEMBER, state.config.is_https()));
+        return Ok((private, username_step(&state, jar, &csrf, "", None, StatusCode::OK).await?).into_response());
+    }
+    Ok(username_step(&state, jar, &csrf, "", None, StatusCode::OK).await?.into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct UsernameForm {
+    #[serde(default)]
+    username: String,
+}
+
+/// `POST /login`: the username step; answers with the passkey step.
+pub async fn username_post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    private: PrivateCookieJar,
+    csrf: Csrf,
+    CsrfForm(form): CsrfForm<UsernameForm>,
+) -> Result<Response, PageError> {
+    let typed = form.username.trim();
+    if typed.is_empty() || typed.len() > 254 {
+        let error = Some("Enter your username or email.");
+        return Ok(username_step(&state, jar, &csrf, typed, error, StatusCode::UNPROCESSABLE_ENTITY).await?);
+    }
+    let remembered = RememberedUser { name: normalize(typed), signed_in: false };
+    match login::start_passkey_step(&state, &remembered).await? {
+        UsernameOutcome::PasskeyStep(step) => {
+            let private = remember(private, &state, &remembered);
+            passkey_step(&state, jar, private, &csrf, step)
+        }
+        UsernameOutcome::UnknownUser => {
+            let error = Some("No matching user found.");
+            Ok(username_step(&state, jar, &csrf, typed, error, StatusCode::UNPROCESSABLE_ENTITY).await?)
+        }
+    }
+}
+
+/// `POST /login/passkey`: verifies the assertion and opens the session.
+pub async fn passkey_post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    private: PrivateCookieJar,
+    SameOriginJson(response): SameOriginJson<PublicKeyCredential>,
+) -> Result<Response, AppError> {
+    let ceremony = ceremony_id(&jar, &state);
+    match login::finish(&state, &ceremony, &response, Utc::now()).await? {
+        Ok(signed_in) => {
+            let https = state.config.is_https();
+            let jar = jar
+                .add(cookies::build(cookies::SESSION, signed_in.session_id, Some(state.config.session_max_age), https))
+                .add(cookies::removal(cookies::CEREMONY, https));
+            let remembered = RememberedUser { name: signed_in.user.username_normalized.clone(), signed_in: true };
+            let private = remember(private, &state, &remembered);
+            Ok((jar, private, ceremony_answer::verified("/account")).into_response())
+        }
+        Err(failure) => {
+            let retry = failure.retry.map(|s| (s.options, s.ceremony_id));
+            Ok(ceremony_answer::failed(&state, jar, failure.error, retry))
+        }
+    }
+}
+
+/// `GET /login/switch-user`: forgets the remembered user and the login in progress.
+pub async fn switch_user(State(state): State<AppState>, jar: CookieJar, private: PrivateCookieJar) -> Response {
+    let https = state.config.is_https();
+    let jar = jar.add(cookies::removal(cookies::CEREMONY, https));
+    let private = private.remove(cookies::removal(cookies::REMEMBER, https));
+    (jar, private, Redirect::to("/login")).into_response()
+}
+
+/// The remembered user, if the cookie is present and decrypts (an edited cookie does not).
+fn remembered_user(private: &PrivateCookieJar, state: &AppState) -> Option<RememberedUser> {
+    let cookie = private.get(&cookies::name(cookies::REMEMBER, state.config.is_https()))?;
+    serde_json::from_str(cookie.value()).ok()
+}
+
+/// Sets the remembered-user cookie.
+pub fn remember(private: PrivateCookieJar, state: &AppState, user: &RememberedUser) -> PrivateCookieJar {
+    let value = serde_json::to_string(user).expect("a remembered user serialises");
+    private.add(cookies::build(cookies::REMEMBER, value, Some(state.config.remember_for), state.config.is_https()))
+}
+
+fn passkey_step(
+    state: &AppState,
+    jar: CookieJar,
+    private: PrivateCookieJar,
+    csrf: &Csrf,
+    step: PasskeyStep,
+) -> Result<Response, PageError> {
+    let jar = ceremony_answer::with_ceremony(jar, state, step.ceremony_id);
+    let page = render(
+        StatusCode::OK,
+        "login_passkey.html",
+        context! {
+            csrf_token => csrf.token(),
+            greeting => step.greeting,
+            passkey_options => json_for_script(&step.options),
+        },
+    )?;
+    Ok((jar, private, page).into_response())
+}
+
+async fn username_step(
+    state: &AppState,
+    jar: CookieJar,
+    csrf: &Csrf,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let started = login::start_discoverable(state).await?;
+    let jar = ceremony_answer::with_ceremony(jar, state, started.ceremony_id);
+    let page = render(
+        status,
+        "login_username.html",
+        context! {
+            csrf_token => csrf.token(),
+            username => username,
+            error => error,
+            passkey_options => json_for_script(&started.options),
+            signup_open => state.config.signup == Signup::Open,
+        },
+    )?;
+    Ok((jar, page).into_response())
+}

@@ -1,0 +1,55 @@
+//! The HTTP layer (axum): routes, extractors, cookies, templates and static assets.
+//!
+//! Handlers stay thin: they parse input, call one domain function (`login`, `accounts`,
+//! `session`) and render a page or JSON. Security headers, the CSRF seed cookie and the body
+//! size limit are applied to every route here.
+
+mod account;
+mod assets;
+mod ceremony_answer;
+pub mod cookies;
+mod csrf;
+mod extract;
+mod health;
+mod login;
+pub mod pages;
+mod security;
+mod signup;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    middleware,
+    response::Redirect,
+    routing::{get, post},
+};
+
+use crate::app::AppState;
+
+/// Largest request body accepted anywhere (WebAuthn responses are a few kilobytes).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The complete router of Latchkey.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/account") }))
+        .route("/login", get(login::page).post(login::username_post))
+        .route("/login/passkey", post(login::passkey_post))
+        .route("/login/switch-user", get(login::switch_user))
+        .route("/signup", get(signup::page).post(signup::form_post))
+        .route("/signup/passkey", post(signup::passkey_post))
+        .route("/account", get(account::page))
+        .route("/account/passkeys/options", post(account::passkey_options_post))
+        .route("/account/passkeys", post(account::passkey_post))
+        .route("/account/passkeys/{id}/rename", post(account::rename_post))
+        .route("/account/passkeys/{id}/delete", post(account::delete_post))
+        .route("/logout", post(account::logout_post))
+        .route("/static/{file}", get(assets::serve))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::seed_cookie))
+        .layer(middleware::from_fn_with_state(state.clone(), security::headers))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

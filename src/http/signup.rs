@@ -1,0 +1,98 @@
+//! Sign-up pages: `GET/POST /signup` (the form; answers with the page that creates the first
+//! passkey) and `POST /signup/passkey` (creates the account once the passkey verifies).
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use axum_extra::extract::{CookieJar, PrivateCookieJar};
+use chrono::Utc;
+use minijinja::context;
+use webauthn_rs::prelude::RegisterPublicKeyCredential;
+
+use super::{
+    ceremony_answer, cookies,
+    csrf::Csrf,
+    extract::{CsrfForm, SameOriginJson, ceremony_id},
+    login::remember,
+    pages::{PageError, json_for_script, render},
+};
+use crate::{
+    accounts::{self, FieldErrors, SignupForm},
+    app::AppState,
+    config::Signup,
+    error::AppError,
+    login::RememberedUser,
+};
+
+fn ensure_open(state: &AppState) -> Result<(), AppError> {
+    match state.config.signup {
+        Signup::Open => Ok(()),
+        Signup::Closed => Err(AppError::NotFound(
+            "Sign-up is closed on this server. Ask an administrator for an enrollment link.".into(),
+        )),
+    }
+}
+
+/// `GET /signup`.
+pub async fn page(State(state): State<AppState>, csrf: Csrf) -> Result<Response, PageError> {
+    ensure_open(&state)?;
+    Ok(form_page(&csrf, &SignupForm::default(), &FieldErrors::new(), StatusCode::OK)?)
+}
+
+/// `POST /signup`: validates the form and answers with the passkey-creation page.
+pub async fn form_post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    csrf: Csrf,
+    CsrfForm(form): CsrfForm<SignupForm>,
+) -> Result<Response, PageError> {
+    ensure_open(&state)?;
+    let started = match accounts::start_signup(&state, &form).await? {
+        Ok(started) => started,
+        Err(errors) => return Ok(form_page(&csrf, &form, &errors, StatusCode::UNPROCESSABLE_ENTITY)?),
+    };
+    let display_name = started.options.public_key.user.display_name.clone();
+    let jar = ceremony_answer::with_ceremony(jar, &state, started.ceremony_id);
+    let page = render(
+        StatusCode::OK,
+        "signup_passkey.html",
+        context! { display_name, passkey_creation_options => json_for_script(&started.options) },
+    )?;
+    Ok((jar, page).into_response())
+}
+
+/// `POST /signup/passkey`: verifies the first passkey, creates the account, signs in.
+pub async fn passkey_post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    private: PrivateCookieJar,
+    SameOriginJson(response): SameOriginJson<RegisterPublicKeyCredential>,
+) -> Result<Response, AppError> {
+    ensure_open(&state)?;
+    let ceremony = ceremony_id(&jar, &state);
+    match accounts::finish_signup(&state, &ceremony, &response, Utc::now()).await? {
+        Ok(signed_up) => {
+            let https = state.config.is_https();
+            let jar = jar
+                .add(cookies::build(cookies::SESSION, signed_up.session_id, Some(state.config.session_max_age), https))
+                .add(cookies::removal(cookies::CEREMONY, https));
+            let remembered = RememberedUser { name: signed_up.user.username_normalized.clone(), signed_in: true };
+            let private = remember(private, &state, &remembered);
+            Ok((jar, private, ceremony_answer::verified("/account")).into_response())
+        }
+        Err(failure) => {
+            let retry = failure.retry.map(|s| (s.options, s.ceremony_id));
+            Ok(ceremony_answer::failed(&state, jar, failure.error, retry))
+        }
+    }
+}
+
+fn form_page(csrf: &Csrf, form: &SignupForm, errors: &FieldErrors, status: StatusCode) -> Result<Response, AppError> {
+    render(
+        status,
+        "signup.html",
+        context! { csrf_token => csrf.token(), values => minijinja::Value::from(minijinja::value::Serde(form)), errors => minijinja::Value::from(minijinja::value::Serde(errors)) },
+    )
+}

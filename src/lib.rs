@@ -1,0 +1,31 @@
+//! Latchkey: a passkey-first OpenID Connect identity provider.
+//!
+//! Map of the crate:
+//! - [`config`]: typed configuration from `LATCHKEY_*` variables.
+//! - [`app`]: application state, router assembly, and `run` (used by `main` and by tests).
+//! - [`http`]: axum handlers, extractors and templates; thin, they call the domain below.
+//! - Domain: [`login`] (username step, passkey sign-in), [`accounts`] (sign-up, passkey
+//!   management), [`session`] (SSO sessions), [`passkey`] (WebAuthn ceremonies).
+//! - Storage: [`store`] (durable, sea-orm) and [`ephemeral`] (TTL state: memory or Redis).
+//! - [`error`]: the error type every request path returns.
+
+pub mod accounts;
+pub mod app;
+pub mod config;
+pub mod ephemeral;
+pub mod error;
+pub mod http;
+pub mod login;
+pub mod passkey;
+pub mod session;
+pub mod store;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
+
+/// A fresh 256-bit random value, base64url-encoded: ids of sessions, ceremonies and tokens.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}

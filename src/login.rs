@@ -1,0 +1,228 @@
+//! Signing in with a passkey: the username step, the passkey step and its verification.
+//!
+//! The username step finds the account by username or email and starts an allow-list
+//! ceremony for its passkeys. Names that match no account (and disabled accounts) get a decoy
+//! ceremony that looks the same and always fails with the message a wrong passkey gets, unless
+//! the operator chose to reveal unknown users. Verification takes the ceremony state
+//! atomically, checks that the credential belongs to the user of this login, updates the stored
+//! passkey (counter, backup state, last use) and opens an SSO session.
+
+use chrono::{DateTime, Utc};
+use entity::{passkey as passkey_row, user};
+use uuid::Uuid;
+use webauthn_rs::prelude::{AuthenticationResult, Passkey, PublicKeyCredential, RequestChallengeResponse};
+
+use crate::{
+    app::AppState,
+    error::AppError,
+    passkey::{
+        self, CeremonyError,
+        ceremony::{self, Ceremony},
+    },
+    session::{self, AuthMethod, Session},
+    store::{passkeys, users},
+};
+
+/// Who the browser remembers (the remembered-user cookie's content).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RememberedUser {
+    /// The username or email as typed, normalised.
+    pub name: String,
+    /// Set once a sign-in succeeded: the greeting may then show the display name.
+    pub signed_in: bool,
+}
+
+/// The passkey step, ready to render.
+pub struct PasskeyStep {
+    pub greeting: String,
+    pub options: RequestChallengeResponse,
+    pub ceremony_id: String,
+}
+
+/// A started ceremony: options for the browser and the id of its server-side state.
+pub struct Started {
+    pub options: RequestChallengeResponse,
+    pub ceremony_id: String,
+}
+
+/// What the username step leads to.
+pub enum UsernameOutcome {
+    PasskeyStep(PasskeyStep),
+    /// Only when `LATCHKEY_REVEAL_UNKNOWN_USERS=true`.
+    UnknownUser,
+}
+
+/// A verified sign-in.
+pub struct SignedIn {
+    pub session_id: String,
+    pub user: user::Model,
+}
+
+/// A failed verification, with fresh options to try again where the login can continue.
+pub struct LoginFailure {
+    pub error: CeremonyError,
+    pub retry: Option<Started>,
+}
+
+/// Starts the passkey step for a username or email (typed, or remembered).
+pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -> Result<UsernameOutcome, AppError> {
+    let found = users::find_by_login(&state.db, &remembered.name).await?.filter(|u| !u.disabled);
+    let (options, user_id, ceremony_state, greeting) = match found {
+        Some(user) => {
+            let stored = passkeys::list_for_user(&state.db, user.id).await?;
+            let keys = parse_all(&stored);
+            let (options, ceremony_state) = state.passkeys.start_authentication(&keys, &remembered.name);
+            let greeting = if remembered.signed_in || state.config.reveal_unknown_users {
+                user.display_name.clone()
+            } else {
+                remembered.name.clone()
+            };
+            (options, Some(user.id), ceremony_state, greeting)
+        }
+        None if state.config.reveal_unknown_users => return Ok(UsernameOutcome::UnknownUser),
+        None => (state.passkeys.start_decoy(&remembered.name), None, None, remembered.name.clone()),
+    };
+    let ceremony = Ceremony::Login { login_name: remembered.name.clone(), user_id, state: ceremony_state };
+    let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
+    Ok(UsernameOutcome::PasskeyStep(PasskeyStep { greeting, options, ceremony_id }))
+}
+
+/// Starts a discoverable sign-in (autofill, or the "Use a passkey" button).
+pub async fn start_discoverable(state: &AppState) -> Result<Started, AppError> {
+    let (options, ceremony_state) = state.passkeys.start_discoverable();
+    let ceremony = Ceremony::Discoverable { state: ceremony_state };
+    let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
+    Ok(Started { options, ceremony_id })
+}
+
+/// Verifies the browser's assertion for the ceremony `ceremony_id` and opens a session.
+pub async fn finish(
+    state: &AppState,
+    ceremony_id: &str,
+    response: &PublicKeyCredential,
+    now: DateTime<Utc>,
+) -> Result<Result<SignedIn, LoginFailure>, AppError> {
+    let Some(taken) = ceremony::take(&state.ephemeral, ceremony_id).await? else {
+        return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None }));
+    };
+    let verified = match &taken {
+        Ceremony::Login { user_id: Some(user_id), state: Some(ceremony_state), .. } => {
+            match state.passkeys.finish_authentication(response, ceremony_state) {
+                Ok(result) => owned_passkey(state, *user_id, &result).await?.map(|row| (result, row)),
+                Err(err) => return failure(state, &taken, err).await,
+            }
+        }
+        Ceremony::Login { .. } => return failure(state, &taken, CeremonyError::Rejected).await,
+        Ceremony::Discoverable { state: ceremony_state } => {
+            match verify_discoverable(state, response, ceremony_state.clone()).await? {
+                Ok(verified) => Some(verified),
+                Err(err) => return failure(state, &taken, err).await,
+            }
+        }
+        Ceremony::Signup { .. } | Ceremony::AddPasskey { .. } => {
+            return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None }));
+        }
+    };
+    let Some((result, row)) = verified else {
+        return failure(state, &taken, CeremonyError::Rejected).await;
+    };
+    let Some(user) = users::find_by_id(&state.db, row.user_id).await?.filter(|u| !u.disabled) else {
+        return failure(state, &taken, CeremonyError::Rejected).await;
+    };
+    let backup_eligible = result.backup_eligible() || row.backup_eligible;
+    record_use(state, row, &result, now).await?;
+    let session = Session {
+        user_id: user.id,
+        auth_time: now,
+        method: AuthMethod::Passkey,
+        user_verified: result.user_verified(),
+        backup_eligible,
+        renewed_at: now,
+    };
+    let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
+    tracing::info!(user_id = %user.id, "signed in with a passkey");
+    Ok(Ok(SignedIn { session_id, user }))
+}
+
+async fn verify_discoverable(
+    state: &AppState,
+    response: &PublicKeyCredential,
+    ceremony_state: webauthn_rs::prelude::DiscoverableAuthentication,
+) -> Result<Result<(AuthenticationResult, passkey_row::Model), CeremonyError>, AppError> {
+    let (user_handle, credential_id) = match state.passkeys.identify_discoverable(response) {
+        Ok(found) => found,
+        Err(err) => return Ok(Err(err)),
+    };
+    let Some(row) = passkeys::find_by_credential_id(&state.db, &credential_id).await? else {
+        return Ok(Err(CeremonyError::UnknownCredential { credential_id }));
+    };
+    // The user handle the authenticator returns must be the owner of the credential.
+    if row.user_id != user_handle {
+        return Ok(Err(CeremonyError::Rejected));
+    }
+    let stored = passkey::parse_stored(&row.passkey_json).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(state.passkeys.finish_discoverable(response, ceremony_state, &stored).map(|result| (result, row)))
+}
+
+/// The stored passkey the assertion used, if it belongs to `user_id`.
+async fn owned_passkey(
+    state: &AppState,
+    user_id: Uuid,
+    result: &AuthenticationResult,
+) -> Result<Option<passkey_row::Model>, AppError> {
+    let credential_id = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, result.cred_id());
+    Ok(passkeys::find_by_credential_id(&state.db, &credential_id).await?.filter(|row| row.user_id == user_id))
+}
+
+/// Saves what the assertion changed: counter and backup flags when they moved, and the time of use.
+async fn record_use(
+    state: &AppState,
+    row: passkey_row::Model,
+    result: &AuthenticationResult,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let mut stored = passkey::parse_stored(&row.passkey_json).map_err(|e| AppError::Internal(e.into()))?;
+    let updated = match stored.update_credential(result) {
+        Some(true) => Some(passkey::serialize_stored(&stored)),
+        _ => None,
+    };
+    let backup_eligible = row.backup_eligible || result.backup_eligible();
+    passkeys::record_use(&state.db, row, updated, result.backup_state(), backup_eligible, now).await?;
+    Ok(())
+}
+
+/// A failed verification: logs it and starts a fresh ceremony of the same kind for a retry.
+async fn failure(
+    state: &AppState,
+    taken: &Ceremony,
+    error: CeremonyError,
+) -> Result<Result<SignedIn, LoginFailure>, AppError> {
+    tracing::info!(reason = ?error, "passkey sign-in failed");
+    let retry = match taken {
+        Ceremony::Login { login_name, .. } => {
+            let remembered = RememberedUser { name: login_name.clone(), signed_in: false };
+            match start_passkey_step(state, &remembered).await? {
+                UsernameOutcome::PasskeyStep(step) => {
+                    Some(Started { options: step.options, ceremony_id: step.ceremony_id })
+                }
+                UsernameOutcome::UnknownUser => None,
+            }
+        }
+        Ceremony::Discoverable { .. } => Some(start_discoverable(state).await?),
+        _ => None,
+    };
+    Ok(Err(LoginFailure { error, retry }))
+}
+
+/// Parses stored passkeys, skipping (and logging) any that cannot be read.
+pub fn parse_all(rows: &[passkey_row::Model]) -> Vec<Passkey> {
+    rows.iter()
+        .filter_map(|row| match passkey::parse_stored(&row.passkey_json) {
+            Ok(key) => Some(key),
+            Err(err) => {
+                tracing::error!(passkey_id = %row.id, %err, "stored passkey cannot be read");
+                None
+            }
+        })
+        .collect()
+}

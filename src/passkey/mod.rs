@@ -1,0 +1,248 @@
+//! WebAuthn ceremonies over webauthn-rs: registration (sign-up, adding a passkey) and
+//! authentication (allow-list, discoverable, and decoys for unknown users).
+//!
+//! This module owns the protocol rules: discoverable credentials where possible, user
+//! verification required, decoy credentials that make unknown usernames look like known ones,
+//! and the mapping of webauthn-rs errors to [`CeremonyError`]. It does not store anything: the
+//! ceremony state travels through [`ceremony`] and passkeys through `store::passkeys`.
+
+pub mod aaguid;
+pub mod ceremony;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use webauthn_rs::prelude::*;
+use webauthn_rs_proto::{AllowCredentials, AuthenticatorTransport, ResidentKeyRequirement};
+
+use crate::store::passkeys::NewPasskey;
+
+/// Why a ceremony did not verify. Messages are safe to show to the person.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CeremonyError {
+    /// No ceremony in progress: expired, already used, or never started.
+    #[error("This sign-in request has expired or was already used. Please try again.")]
+    Expired,
+    /// The response did not verify (wrong passkey, bad signature, wrong origin, ...).
+    #[error("That passkey was not recognised. Please try again or use another passkey.")]
+    Rejected,
+    /// The signature counter went backwards: the authenticator may have been cloned.
+    #[error("That passkey was not recognised. Please try again or use another passkey.")]
+    PossibleClone,
+    /// A discoverable sign-in with a credential this server does not know (deleted passkey).
+    #[error("This passkey is no longer registered here. Please use another passkey.")]
+    UnknownCredential { credential_id: String },
+    /// A new passkey that is already registered.
+    #[error("This passkey is already registered.")]
+    AlreadyRegistered,
+}
+
+/// The WebAuthn relying party of this Latchkey, plus the key that derives decoy credentials.
+pub struct PasskeyService {
+    webauthn: Webauthn,
+    decoy_key: Vec<u8>,
+}
+
+impl PasskeyService {
+    /// Builds the relying party from the issuer: the RP ID is its host, the origin its origin.
+    /// Changing the issuer's host later invalidates every registered passkey.
+    pub fn new(issuer: &Url, rp_id: &str, decoy_key: Vec<u8>) -> Result<Self, WebauthnError> {
+        let webauthn = WebauthnBuilder::new(rp_id, issuer)?.rp_name("Latchkey").build()?;
+        Ok(PasskeyService { webauthn, decoy_key })
+    }
+
+    /// Starts registering a passkey for `user_id`, excluding the person's existing credentials.
+    /// Asks for a discoverable credential where the authenticator can make one (webauthn-rs
+    /// defaults to "discouraged"); user verification stays required.
+    pub fn start_registration(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        display_name: &str,
+        existing: Vec<CredentialID>,
+    ) -> Result<(CreationChallengeResponse, PasskeyRegistration), CeremonyError> {
+        let exclude = (!existing.is_empty()).then_some(existing);
+        let (mut options, state) =
+            self.webauthn.start_passkey_registration(user_id, username, display_name, exclude).map_err(rejected)?;
+        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+            selection.resident_key = Some(ResidentKeyRequirement::Preferred);
+            selection.require_resident_key = false;
+        }
+        Ok((options, state))
+    }
+
+    /// Verifies a registration response and returns the passkey ready to store.
+    pub fn finish_registration(
+        &self,
+        response: &RegisterPublicKeyCredential,
+        state: &PasskeyRegistration,
+    ) -> Result<NewPasskey, CeremonyError> {
+        let passkey = self.webauthn.finish_passkey_registration(response, state).map_err(rejected)?;
+        let aaguid = aaguid::from_attestation_object(&response.response.attestation_object);
+        let name = aaguid.and_then(aaguid::provider_name).unwrap_or("Passkey").to_owned();
+        let credential = Credential::from(passkey.clone());
+        Ok(NewPasskey {
+            credential_id: URL_SAFE_NO_PAD.encode(passkey.cred_id()),
+            passkey_json: serde_json::to_string(&passkey).map_err(|_| CeremonyError::Rejected)?,
+            name,
+            aaguid,
+            backup_eligible: credential.backup_eligible,
+            backup_state: credential.backup_state,
+            transports: credential.transports.iter().flatten().filter_map(transport_name).collect(),
+        })
+    }
+
+    /// Starts an allow-list sign-in for a user's passkeys. A user without passkeys gets a decoy,
+    /// so the answer looks the same.
+    pub fn start_authentication(
+        &self,
+        passkeys: &[Passkey],
+        login_name: &str,
+    ) -> (RequestChallengeResponse, Option<PasskeyAuthentication>) {
+        match self.webauthn.start_passkey_authentication(passkeys) {
+            Ok((options, state)) => (options, Some(state)),
+            Err(_) => (self.start_decoy(login_name), None),
+        }
+    }
+
+    /// Options for a name that matches no account, shaped like a real allow-list request:
+    /// one or two credential ids derived from an HMAC of the normalised name, so the same name
+    /// always gets the same ids, which belong to nobody.
+    pub fn start_decoy(&self, login_name: &str) -> RequestChallengeResponse {
+        let (mut options, _) = self.discoverable_options();
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.decoy_key).expect("HMAC takes any key length");
+        mac.update(crate::store::users::normalize(login_name).as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let count = 1 + usize::from(digest[0] & 1);
+        options.mediation = None;
+        options.public_key.extensions = None;
+        options.public_key.allow_credentials = (0..count)
+            .map(|i| AllowCredentials {
+                type_: "public-key".into(),
+                id: decoy_credential_id(&self.decoy_key, &digest, i),
+                transports: Some(vec![AuthenticatorTransport::Hybrid, AuthenticatorTransport::Internal]),
+            })
+            .collect();
+        options
+    }
+
+    /// Starts a discoverable sign-in (passkey autofill or the "Use a passkey" button).
+    pub fn start_discoverable(&self) -> (RequestChallengeResponse, DiscoverableAuthentication) {
+        self.discoverable_options()
+    }
+
+    fn discoverable_options(&self) -> (RequestChallengeResponse, DiscoverableAuthentication) {
+        self.webauthn
+            .start_discoverable_authentication()
+            .expect("starting a discoverable authentication needs no input and cannot fail")
+    }
+
+    /// Verifies an allow-list assertion against its ceremony state.
+    pub fn finish_authentication(
+        &self,
+        response: &PublicKeyCredential,
+        state: &PasskeyAuthentication,
+    ) -> Result<AuthenticationResult, CeremonyError> {
+        self.webauthn.finish_passkey_authentication(response, state).map_err(rejected)
+    }
+
+    /// The user handle and credential id a discoverable assertion claims.
+    pub fn identify_discoverable(&self, response: &PublicKeyCredential) -> Result<(Uuid, String), CeremonyError> {
+        let (user, credential_id) = self.webauthn.identify_discoverable_authentication(response).map_err(rejected)?;
+        Ok((user, URL_SAFE_NO_PAD.encode(credential_id)))
+    }
+
+    /// Verifies a discoverable assertion against the stored passkey it names.
+    pub fn finish_discoverable(
+        &self,
+        response: &PublicKeyCredential,
+        state: DiscoverableAuthentication,
+        passkey: &Passkey,
+    ) -> Result<AuthenticationResult, CeremonyError> {
+        self.webauthn.finish_discoverable_authentication_v2(response, state, passkey).map_err(rejected)
+    }
+}
+
+fn decoy_credential_id(key: &[u8], digest: &[u8], index: usize) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(digest);
+    mac.update(&[index as u8]);
+    let mut id = mac.finalize().into_bytes().to_vec();
+    // Platform authenticators typically use 16-32 byte ids; vary the length a little too.
+    id.truncate(16 + usize::from(digest[1] % 2) * 16);
+    id
+}
+
+/// Maps a webauthn-rs failure to what the person is told; the precise reason goes to the log.
+fn rejected(err: WebauthnError) -> CeremonyError {
+    match err {
+        WebauthnError::CredentialPossibleCompromise => {
+            tracing::warn!("passkey counter went backwards: possible cloned authenticator");
+            CeremonyError::PossibleClone
+        }
+        WebauthnError::CredentialExcludedFromRequest => CeremonyError::AlreadyRegistered,
+        other => {
+            tracing::info!(reason = %other, "passkey ceremony rejected");
+            CeremonyError::Rejected
+        }
+    }
+}
+
+fn transport_name(transport: &AuthenticatorTransport) -> Option<String> {
+    match serde_json::to_value(transport).ok()? {
+        serde_json::Value::String(name) if name != "unknown" => Some(name),
+        _ => None,
+    }
+}
+
+/// Reads a stored passkey.
+pub fn parse_stored(passkey_json: &str) -> Result<Passkey, serde_json::Error> {
+    serde_json::from_str(passkey_json)
+}
+
+/// The stored form of a passkey.
+pub fn serialize_stored(passkey: &Passkey) -> String {
+    serde_json::to_string(passkey).expect("a passkey always serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> PasskeyService {
+        let issuer = Url::parse("http://localhost:8080").unwrap();
+        PasskeyService::new(&issuer, "localhost", vec![7; 32]).unwrap()
+    }
+
+    #[test]
+    fn registration_prefers_discoverable_credentials_and_requires_uv() {
+        let (options, _) = service().start_registration(Uuid::new_v4(), "alice", "Alice", vec![vec![1, 2, 3]]).unwrap();
+        let json = serde_json::to_value(&options).unwrap();
+        let selection = &json["publicKey"]["authenticatorSelection"];
+        assert_eq!(selection["residentKey"], "preferred");
+        assert_eq!(selection["userVerification"], "required");
+        assert_eq!(json["publicKey"]["excludeCredentials"][0]["id"], "AQID");
+        assert_eq!(json["publicKey"]["rp"]["id"], "localhost");
+    }
+
+    #[test]
+    fn decoys_are_stable_per_name_and_shaped_like_real_requests() {
+        let service = service();
+        let a = serde_json::to_value(service.start_decoy("Nobody")).unwrap();
+        let b = serde_json::to_value(service.start_decoy("nobody ")).unwrap();
+        let c = serde_json::to_value(service.start_decoy("somebody-else")).unwrap();
+        assert_eq!(a["publicKey"]["allowCredentials"], b["publicKey"]["allowCredentials"]);
+        assert_ne!(a["publicKey"]["allowCredentials"], c["publicKey"]["allowCredentials"]);
+        assert_ne!(a["publicKey"]["challenge"], b["publicKey"]["challenge"]);
+        assert!(a.get("mediation").is_none());
+        assert!(a["publicKey"].get("extensions").is_none());
+        assert_eq!(a["publicKey"]["userVerification"], "required");
+    }
+
+    #[test]
+    fn discoverable_requests_have_no_allow_list() {
+        let (options, _) = service().start_discoverable();
+        let json = serde_json::to_value(options).unwrap();
+        assert_eq!(json["publicKey"]["allowCredentials"], serde_json::json!([]));
+    }
+}

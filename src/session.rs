@@ -1,0 +1,154 @@
+//! SSO sessions: who is signed in in this browser, since when and how.
+//!
+//! A session is created only after a verified sign-in, always under a fresh random id (never
+//! one the browser held before). It lives in the ephemeral store under a hash of that id, so a
+//! dump of the store cannot be replayed as cookies, with an idle timeout (renewed as it is used)
+//! and an absolute one.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    ephemeral::{Ephemeral, EphemeralError},
+    random_token,
+};
+
+/// How the person proved who they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    Passkey,
+}
+
+/// A signed-in browser.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: Uuid,
+    pub auth_time: DateTime<Utc>,
+    pub method: AuthMethod,
+    pub user_verified: bool,
+    /// Whether the passkey used may be synced (backup-eligible): decides `phr` vs `phrh`.
+    pub backup_eligible: bool,
+    /// Last time the idle timeout was renewed.
+    pub renewed_at: DateTime<Utc>,
+}
+
+/// Idle and absolute lifetimes of sessions.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionPolicy {
+    pub idle_timeout: Duration,
+    pub max_age: Duration,
+}
+
+impl SessionPolicy {
+    fn ttl_from(&self, session: &Session, now: DateTime<Utc>) -> Option<Duration> {
+        let absolute_end = session.auth_time + self.max_age;
+        let left = (absolute_end - now).to_std().ok()?;
+        Some(left.min(self.idle_timeout)).filter(|d| !d.is_zero())
+    }
+}
+
+fn key(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    format!("session:{}", hex_lower(&digest))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a session under a fresh id and returns that id (the cookie value).
+pub async fn create(
+    store: &Ephemeral,
+    policy: SessionPolicy,
+    session: &Session,
+    now: DateTime<Utc>,
+) -> Result<String, EphemeralError> {
+    let id = random_token();
+    let ttl = policy.ttl_from(session, now).unwrap_or(policy.idle_timeout);
+    store.put_json(&key(&id), session, ttl).await?;
+    Ok(id)
+}
+
+/// The live session with this id, renewing its idle timeout when a tenth of it has passed.
+pub async fn load(
+    store: &Ephemeral,
+    policy: SessionPolicy,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Session>, EphemeralError> {
+    let Some(mut session) = store.get_json::<Session>(&key(id)).await? else {
+        return Ok(None);
+    };
+    let Some(ttl) = policy.ttl_from(&session, now) else {
+        store.delete(&key(id)).await?;
+        return Ok(None);
+    };
+    if (now - session.renewed_at).to_std().unwrap_or_default() > policy.idle_timeout / 10 {
+        session.renewed_at = now;
+        store.put_json(&key(id), &session, ttl).await?;
+    }
+    Ok(Some(session))
+}
+
+/// Ends the session with this id.
+pub async fn end(store: &Ephemeral, id: &str) -> Result<(), EphemeralError> {
+    store.delete(&key(id)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::ephemeral::memory::MemoryStore;
+
+    fn policy() -> SessionPolicy {
+        SessionPolicy { idle_timeout: Duration::from_secs(3600), max_age: Duration::from_secs(86400) }
+    }
+
+    fn session(at: DateTime<Utc>) -> Session {
+        Session {
+            user_id: Uuid::new_v4(),
+            auth_time: at,
+            method: AuthMethod::Passkey,
+            user_verified: true,
+            backup_eligible: false,
+            renewed_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_load_until_their_absolute_end() {
+        let store = Ephemeral::new(Arc::new(MemoryStore::new()));
+        let start = Utc::now();
+        let id = create(&store, policy(), &session(start), start).await.unwrap();
+        assert!(load(&store, policy(), &id, start).await.unwrap().is_some());
+        assert!(load(&store, policy(), "another-id", start).await.unwrap().is_none());
+        let after_max_age = start + chrono::Duration::seconds(86401);
+        assert!(load(&store, policy(), &id, after_max_age).await.unwrap().is_none());
+        assert!(load(&store, policy(), &id, start).await.unwrap().is_none(), "expired sessions are deleted");
+    }
+
+    #[tokio::test]
+    async fn a_clock_moved_backwards_does_not_panic() {
+        let store = Ephemeral::new(Arc::new(MemoryStore::new()));
+        let start = Utc::now();
+        let id = create(&store, policy(), &session(start), start).await.unwrap();
+        let earlier = start - chrono::Duration::days(3);
+        assert!(load(&store, policy(), &id, earlier).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn ended_sessions_are_gone() {
+        let store = Ephemeral::new(Arc::new(MemoryStore::new()));
+        let now = Utc::now();
+        let id = create(&store, policy(), &session(now), now).await.unwrap();
+        end(&store, &id).await.unwrap();
+        assert!(load(&store, policy(), &id, now).await.unwrap().is_none());
+    }
+}

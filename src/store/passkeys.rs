@@ -1,0 +1,107 @@
+//! Queries over `passkeys`. The webauthn-rs credential is stored as its own JSON; the listing
+//! columns (name, flags, transports, last use) are kept beside it.
+
+use chrono::{DateTime, Utc};
+use entity::passkey;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    prelude::Uuid,
+};
+
+/// A verified credential ready to be stored.
+#[derive(Clone, Debug)]
+pub struct NewPasskey {
+    pub credential_id: String,
+    pub passkey_json: String,
+    pub name: String,
+    pub aaguid: Option<Uuid>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub transports: Vec<String>,
+}
+
+/// Stores a new passkey for `user_id`.
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    new: NewPasskey,
+    now: DateTime<Utc>,
+) -> Result<passkey::Model, DbErr> {
+    let row = passkey::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        credential_id: Set(new.credential_id),
+        passkey_json: Set(new.passkey_json),
+        name: Set(new.name),
+        aaguid: Set(new.aaguid),
+        created_at: Set(now),
+        last_used_at: Set(None),
+        backup_eligible: Set(new.backup_eligible),
+        backup_state: Set(new.backup_state),
+        transports: Set(new.transports.join(",")),
+    };
+    passkey::Entity::insert(row).exec_with_returning(db).await
+}
+
+/// A user's passkeys, oldest first.
+pub async fn list_for_user(db: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<passkey::Model>, DbErr> {
+    passkey::Entity::find()
+        .filter(passkey::Column::UserId.eq(user_id))
+        .order_by_asc(passkey::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// How many passkeys a user has.
+pub async fn count_for_user(db: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, DbErr> {
+    passkey::Entity::find().filter(passkey::Column::UserId.eq(user_id)).count(db).await
+}
+
+/// The passkey with this credential id (base64url), whoever owns it.
+pub async fn find_by_credential_id(
+    db: &impl ConnectionTrait,
+    credential_id: &str,
+) -> Result<Option<passkey::Model>, DbErr> {
+    passkey::Entity::find().filter(passkey::Column::CredentialId.eq(credential_id)).one(db).await
+}
+
+/// Records a successful use: the updated credential (counter, backup state) when it changed, and
+/// the time of use.
+pub async fn record_use(
+    db: &impl ConnectionTrait,
+    current: passkey::Model,
+    updated_json: Option<String>,
+    backup_state: bool,
+    backup_eligible: bool,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut row: passkey::ActiveModel = current.into();
+    if let Some(json) = updated_json {
+        row.passkey_json = Set(json);
+    }
+    row.backup_state = Set(backup_state);
+    row.backup_eligible = Set(backup_eligible);
+    row.last_used_at = Set(Some(now));
+    row.update(db).await.map(drop)
+}
+
+/// Renames one of a user's passkeys; `false` when the user has no such passkey.
+pub async fn rename(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid, name: &str) -> Result<bool, DbErr> {
+    let result = passkey::Entity::update_many()
+        .col_expr(passkey::Column::Name, name.into())
+        .filter(passkey::Column::Id.eq(id))
+        .filter(passkey::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Deletes one of a user's passkeys; `false` when the user has no such passkey.
+pub async fn delete(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> Result<bool, DbErr> {
+    let result = passkey::Entity::delete_many()
+        .filter(passkey::Column::Id.eq(id))
+        .filter(passkey::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
