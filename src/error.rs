@@ -28,6 +28,9 @@ pub enum AppError {
     Conflict { field: &'static str, message: String },
     #[error("{0}")]
     Unprocessable(String),
+    /// The request body is over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// A dependency (database, Redis) did not answer.
     #[error("{0}")]
     Unavailable(String),
@@ -45,6 +48,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -47,7 +47,7 @@ pub struct Started {
 
 /// What the username step leads to.
 pub enum UsernameOutcome {
-    PasskeyStep(PasskeyStep),
+    PasskeyStep(Box<PasskeyStep>),
     /// Only when `LATCHKEY_REVEAL_UNKNOWN_USERS=true`.
     UnknownUser,
 }
@@ -84,7 +84,7 @@ pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -
     };
     let ceremony = Ceremony::Login { login_name: remembered.name.clone(), user_id, state: ceremony_state };
     let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
-    Ok(UsernameOutcome::PasskeyStep(PasskeyStep { greeting, options, ceremony_id }))
+    Ok(UsernameOutcome::PasskeyStep(Box::new(PasskeyStep { greeting, options, ceremony_id })))
 }
 
 /// Starts a discoverable sign-in (autofill, or the "Use a passkey" button).

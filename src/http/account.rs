@@ -19,7 +19,7 @@ use webauthn_rs::prelude::RegisterPublicKeyCredential;
 use super::{
     ceremony_answer, cookies,
     csrf::Csrf,
-    extract::{CsrfForm, SameOriginJson, SignedIn, ceremony_id, signed_in},
+    extract::{CsrfForm, NoFields, SameOriginJson, SignedIn, ceremony_id, signed_in},
     pages::{PageError, json_for_script, render},
 };
 use crate::{accounts, app::AppState, error::AppError, session, store::passkeys};
@@ -108,7 +108,7 @@ pub async fn delete_post(
     jar: CookieJar,
     csrf: Csrf,
     Path(id): Path<Uuid>,
-    CsrfForm(()): CsrfForm<()>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let me = require_page_session(&jar, &state).await?;
     match accounts::delete_passkey(&state, me.user.id, id).await {
@@ -122,7 +122,7 @@ pub async fn delete_post(
 pub async fn logout_post(
     State(state): State<AppState>,
     jar: CookieJar,
-    CsrfForm(()): CsrfForm<()>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     if let Some(cookie) = jar.get(&cookies::name(cookies::SESSION, state.config.is_https())) {
         session::end(&state.ephemeral, cookie.value()).await.map_err(AppError::from)?;

@@ -29,9 +29,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
         let (mut parts, body) = request.into_parts();
         let csrf = <Csrf as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await?;
         check_origin_if_present(&parts.headers, state)?;
-        let bytes = axum::body::to_bytes(body, super::MAX_BODY_BYTES)
-            .await
-            .map_err(|_| AppError::BadRequest("The form is too large.".into()))?;
+        let bytes = body_bytes(Request::from_parts(parts.clone(), body), state).await?;
         let token: TokenField = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| AppError::BadRequest("The form could not be read.".into()))?;
         csrf.verify(&token.csrf_token)?;
@@ -61,13 +59,26 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for SameOriginJson<T> {
         if !is_json {
             return Err(AppError::BadRequest("Send the request as application/json.".into()));
         }
-        let bytes = axum::body::to_bytes(request.into_body(), super::MAX_BODY_BYTES)
-            .await
-            .map_err(|_| AppError::BadRequest("The request body is too large.".into()))?;
+        let bytes = body_bytes(request, state).await?;
         serde_json::from_slice(&bytes)
             .map(SameOriginJson)
             .map_err(|e| AppError::BadRequest(format!("The request body is not valid WebAuthn JSON ({e}).")))
     }
+}
+
+/// A form without fields of its own beyond the CSRF token.
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
+/// The request body, within the router's size limit (413 beyond it).
+async fn body_bytes(request: Request, state: &AppState) -> Result<axum::body::Bytes, AppError> {
+    axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::TooLarge("The request body is too large.".into())
+        } else {
+            AppError::BadRequest("The request body could not be read.".into())
+        }
+    })
 }
 
 /// Forms are also refused when the browser says they come from another origin.

@@ -37,12 +37,12 @@ pub async fn page(
     }
     if let Some(remembered) = remembered_user(&private, &state) {
         if let UsernameOutcome::PasskeyStep(step) = login::start_passkey_step(&state, &remembered).await? {
-            return passkey_step(&state, jar, private, &csrf, step);
+            return passkey_step(&state, jar, private, &csrf, *step);
         }
         let private = private.remove(cookies::removal(cookies::REMEMBER, state.config.is_https()));
         return Ok((private, username_step(&state, jar, &csrf, "", None, StatusCode::OK).await?).into_response());
     }
-    Ok(username_step(&state, jar, &csrf, "", None, StatusCode::OK).await?.into_response())
+    username_step(&state, jar, &csrf, "", None, StatusCode::OK).await
 }
 
 #[derive(serde::Deserialize)]
@@ -62,17 +62,17 @@ pub async fn username_post(
     let typed = form.username.trim();
     if typed.is_empty() || typed.len() > 254 {
         let error = Some("Enter your username or email.");
-        return Ok(username_step(&state, jar, &csrf, typed, error, StatusCode::UNPROCESSABLE_ENTITY).await?);
+        return username_step(&state, jar, &csrf, typed, error, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let remembered = RememberedUser { name: normalize(typed), signed_in: false };
     match login::start_passkey_step(&state, &remembered).await? {
         UsernameOutcome::PasskeyStep(step) => {
             let private = remember(private, &state, &remembered);
-            passkey_step(&state, jar, private, &csrf, step)
+            passkey_step(&state, jar, private, &csrf, *step)
         }
         UsernameOutcome::UnknownUser => {
             let error = Some("No matching user found.");
-            Ok(username_step(&state, jar, &csrf, typed, error, StatusCode::UNPROCESSABLE_ENTITY).await?)
+            username_step(&state, jar, &csrf, typed, error, StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
 }

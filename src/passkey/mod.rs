@@ -77,10 +77,14 @@ impl PasskeyService {
         response: &RegisterPublicKeyCredential,
         state: &PasskeyRegistration,
     ) -> Result<NewPasskey, CeremonyError> {
-        let passkey = self.webauthn.finish_passkey_registration(response, state).map_err(rejected)?;
+        let verified = self.webauthn.finish_passkey_registration(response, state).map_err(rejected)?;
+        // webauthn-rs does not keep the transports the browser reported; they make later
+        // allow-lists faster to satisfy (security key vs. phone vs. this device).
+        let mut credential = Credential::from(verified);
+        credential.transports = response.response.transports.clone().filter(|t| !t.is_empty());
+        let passkey = Passkey::from(credential.clone());
         let aaguid = aaguid::from_attestation_object(&response.response.attestation_object);
         let name = aaguid.and_then(aaguid::provider_name).unwrap_or("Passkey").to_owned();
-        let credential = Credential::from(passkey.clone());
         Ok(NewPasskey {
             credential_id: URL_SAFE_NO_PAD.encode(passkey.cred_id()),
             passkey_json: serde_json::to_string(&passkey).map_err(|_| CeremonyError::Rejected)?,

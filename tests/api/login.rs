@@ -1,0 +1,283 @@
+//! Sign-in: username step, passkey step, remembered user, switch user, and every way a
+//! verification must fail.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header};
+use serde_json::json;
+
+use crate::{
+    authenticator::SoftAuthenticator,
+    helpers::{Backend, Browser, TestApp, unique_name},
+    on_both_backends,
+};
+
+on_both_backends!(
+    sign_in_by_username_and_by_email,
+    remembered_user_goes_straight_to_the_passkey,
+    forged_remember_cookie_is_ignored,
+    replayed_and_raced_assertions_are_refused,
+    expired_challenge_is_refused,
+    another_users_credential_is_refused,
+    counter_regression_is_refused_but_zero_counters_work,
+    unknown_user_is_indistinguishable,
+    disabled_user_cannot_sign_in,
+);
+
+async fn signed_up(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String) {
+    let browser = app.browser();
+    let name = unique_name("user");
+    browser.sign_up(auth, &name, &format!("{name}@Example.com"), "Grace Hopper").await;
+    browser.sign_out().await;
+    (browser, name)
+}
+
+async fn sign_in_by_username_and_by_email(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut auth = SoftAuthenticator::default();
+    let (_, name) = signed_up(&app, &mut auth).await;
+
+    for typed in [name.to_uppercase(), format!("{name}@example.COM")] {
+        let fresh = app.browser();
+        let step = fresh.username_step(&typed).await;
+        assert_eq!(step.status, StatusCode::OK);
+        assert!(step.body.contains("Sign in with a passkey"));
+        let options = step.json_block("passkey-options");
+        let allowed = options["publicKey"]["allowCredentials"].as_array().unwrap();
+        assert_eq!(allowed.len(), 1, "exactly the user's credentials");
+        assert_eq!(allowed[0]["transports"], json!(["hybrid", "internal"]));
+        let (status, body) = fresh.answer_passkey_step(&step, &mut auth).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, json!({"verified": true, "redirect_to": "/account"}));
+        let account = fresh.get("/account").await;
+        assert!(account.body.contains("Grace Hopper"));
+        assert!(!account.body.contains("Never"), "last use is recorded");
+    }
+}
+
+async fn remembered_user_goes_straight_to_the_passkey(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut auth = SoftAuthenticator::default();
+    let (browser, _) = signed_up(&app, &mut auth).await;
+
+    let login = browser.get("/login").await;
+    assert!(login.body.contains("Hello, Grace Hopper"), "remembered after sign-up: {}", login.body);
+    let (status, _) = browser.answer_passkey_step(&login, &mut auth).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(browser.get("/login").await.location(), "/account", "signed in: /login goes to the account");
+
+    browser.sign_out().await;
+    let switched = browser.get("/login/switch-user").await;
+    assert_eq!(switched.status, StatusCode::SEE_OTHER);
+    assert_eq!(switched.location(), "/login");
+    let login = browser.get("/login").await;
+    assert!(login.body.contains("Username or email"), "switch user forgets the person");
+    assert!(!login.body.contains("Hello,"));
+}
+
+async fn forged_remember_cookie_is_ignored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut auth = SoftAuthenticator::default();
+    let (_, name) = signed_up(&app, &mut auth).await;
+    let url = app.base.parse().unwrap();
+    let forged = app.browser();
+    for value in
+        [name.as_str(), r#"{"name":"x","signed_in":true}"#, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]
+    {
+        forged.jar.add_cookie_str(&format!("latchkey_remember={value}"), &url);
+        let login = forged.get("/login").await;
+        assert!(login.body.contains("Username or email"), "an edited cookie greets nobody");
+        assert!(!login.body.contains("Grace"));
+    }
+}
+
+async fn replayed_and_raced_assertions_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut auth = SoftAuthenticator { counting: false, ..Default::default() };
+    let (browser, name) = signed_up(&app, &mut auth).await;
+    let url = app.base.parse().unwrap();
+
+    let step = browser.username_step(&name).await;
+    let ceremony = step.cookie_names();
+    assert!(ceremony.contains(&"latchkey_ceremony".to_owned()));
+    let cookie = step
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .find_map(|v| v.to_str().ok().filter(|v| v.starts_with("latchkey_ceremony=")))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let assertion = auth.assert(&step.json_block("passkey-options"), &app.base).unwrap();
+
+    let attempts = (0..8).map(|_| {
+        let other = app.browser();
+        other.jar.add_cookie_str(&cookie, &url);
+        let assertion = assertion.clone();
+        tokio::spawn(async move { other.post_json("/login/passkey", &assertion).await.0 })
+    });
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST), "{statuses:?}");
+
+    let replay = app.browser();
+    replay.jar.add_cookie_str(&cookie, &url);
+    let (status, body) = replay.post_json("/login/passkey", &assertion).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "expired");
+}
+
+async fn expired_challenge_is_refused(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("LATCHKEY_CHALLENGE_TTL", "1s")]).await;
+    let mut auth = SoftAuthenticator::default();
+    let (browser, name) = signed_up(&app, &mut auth).await;
+    let step = browser.username_step(&name).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (status, body) = browser.answer_passkey_step(&step, &mut auth).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "expired");
+    assert!(body["detail"].as_str().unwrap().contains("expired"));
+}
+
+async fn another_users_credential_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut alice = SoftAuthenticator::default();
+    let mut mallory = SoftAuthenticator::default();
+    let (browser, alice_name) = signed_up(&app, &mut alice).await;
+    signed_up(&app, &mut mallory).await;
+
+    // Mallory's own credential answering Alice's passkey step.
+    let step = browser.username_step(&alice_name).await;
+    let forged = mallory.assert_with(0, &step.json_block("passkey-options"), &app.base);
+    let (status, body) = browser.post_json("/login/passkey", &forged).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "rejected");
+    assert!(body["retry"]["publicKey"]["allowCredentials"].is_array(), "the page can try again");
+
+    // A discoverable assertion claiming Alice's user handle with Mallory's credential.
+    let login = app.browser().get("/login").await;
+    let options = login.json_block("passkey-options");
+    mallory.credentials[0].user_handle = alice.credentials[0].user_handle.clone();
+    let forged = mallory.assert_with(0, &options, &app.base);
+    let fresh = app.browser();
+    let (status, body) = post_with_page_cookies(&fresh, &login, "/login/passkey", &forged, &app.base).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+/// Posts JSON carrying the cookies `page` set (as the browser that loaded it would).
+async fn post_with_page_cookies(
+    browser: &Browser,
+    page: &crate::helpers::Page,
+    path: &str,
+    body: &serde_json::Value,
+    base: &str,
+) -> (StatusCode, serde_json::Value) {
+    let url = base.parse().unwrap();
+    for cookie in page.headers.get_all(header::SET_COOKIE) {
+        browser.jar.add_cookie_str(cookie.to_str().unwrap(), &url);
+    }
+    browser.post_json(path, body).await
+}
+
+async fn counter_regression_is_refused_but_zero_counters_work(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut auth = SoftAuthenticator::default();
+    let (browser, name) = signed_up(&app, &mut auth).await;
+    let clone = auth.clone();
+    for _ in 0..2 {
+        let step = browser.username_step(&name).await;
+        assert_eq!(browser.answer_passkey_step(&step, &mut auth).await.0, StatusCode::OK);
+        browser.sign_out().await;
+    }
+    let mut cloned = clone;
+    let step = browser.username_step(&name).await;
+    let (status, body) = browser.answer_passkey_step(&step, &mut cloned).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a counter that went backwards: {body}");
+
+    let mut safari = SoftAuthenticator { counting: false, ..Default::default() };
+    let (browser, name) = signed_up(&app, &mut safari).await;
+    for _ in 0..3 {
+        let step = browser.username_step(&name).await;
+        assert_eq!(browser.answer_passkey_step(&step, &mut safari).await.0, StatusCode::OK);
+        browser.sign_out().await;
+    }
+}
+
+async fn unknown_user_is_indistinguishable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut auth = SoftAuthenticator::default();
+    let (_, known) = signed_up(&app, &mut auth).await;
+    let unknown = unique_name("nobody");
+
+    let known_step = app.browser().username_step(&known).await;
+    let unknown_step = app.browser().username_step(&unknown).await;
+    assert_eq!(known_step.status, unknown_step.status);
+    assert_eq!(known_step.cookie_names(), unknown_step.cookie_names());
+    let shape = |page: &crate::helpers::Page| {
+        let mut options = page.json_block("passkey-options");
+        options["publicKey"]["challenge"] = json!("");
+        for credential in options["publicKey"]["allowCredentials"].as_array_mut().unwrap() {
+            credential["id"] = json!("");
+        }
+        options["publicKey"]["allowCredentials"] =
+            json!(options["publicKey"]["allowCredentials"].as_array().unwrap()[..1]);
+        options
+    };
+    assert_eq!(shape(&known_step), shape(&unknown_step));
+    assert!(unknown_step.body.contains(&format!("Hello, {unknown}")));
+    assert!(known_step.body.contains(&format!("Hello, {known}")), "greeted by the typed name before sign-in");
+
+    let again = app.browser().username_step(&unknown).await;
+    assert_eq!(
+        again.json_block("passkey-options")["publicKey"]["allowCredentials"],
+        unknown_step.json_block("passkey-options")["publicKey"]["allowCredentials"],
+        "decoy credentials are stable for a name"
+    );
+
+    // Signing in fails exactly like a wrong passkey does.
+    let browser = app.browser();
+    let step = browser.username_step(&unknown).await;
+    let (status, unknown_failure) =
+        browser.post_json("/login/passkey", &auth.assert_with(0, &step.json_block("passkey-options"), &app.base)).await;
+    let mut stranger = SoftAuthenticator::default();
+    stranger.register(&creation_options_for_nobody(), &app.base);
+    let browser = app.browser();
+    let step = browser.username_step(&known).await;
+    let (known_status, known_failure) = browser
+        .post_json("/login/passkey", &stranger.assert_with(0, &step.json_block("passkey-options"), &app.base))
+        .await;
+    assert_eq!(status, known_status);
+    assert_eq!(unknown_failure["detail"], known_failure["detail"]);
+    assert_eq!(unknown_failure["code"], known_failure["code"]);
+
+    let revealing = TestApp::spawn_with(Backend::Embedded, &[("LATCHKEY_REVEAL_UNKNOWN_USERS", "true")]).await;
+    let page = revealing.browser().username_step(&unknown).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("No matching user found"));
+}
+
+/// Creation options good enough for the software authenticator to mint a credential that the
+/// server never registered.
+fn creation_options_for_nobody() -> serde_json::Value {
+    json!({"publicKey": {"rp": {"id": "localhost"}, "user": {"id": "AAAA"}, "challenge": "AAAA"}})
+}
+
+async fn disabled_user_cannot_sign_in(backend: Backend) {
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = TestApp::spawn(backend).await;
+    let mut auth = SoftAuthenticator::default();
+    let (browser, name) = signed_up(&app, &mut auth).await;
+    let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
+    let mut row: entity::user::ActiveModel = user.into();
+    row.disabled = Set(true);
+    row.update(&app.state.db).await.unwrap();
+    let step = browser.username_step(&name).await;
+    let options = step.json_block("passkey-options");
+    let (status, body) = browser.post_json("/login/passkey", &auth.assert_with(0, &options, &app.base)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}

@@ -1,0 +1,10 @@
+//! Latchkey's integration tests: one binary, the app on a random port per test, driven over
+//! HTTP with a software authenticator, on the embedded default and on PostgreSQL + Redis.
+
+mod authenticator;
+mod helpers;
+
+mod account;
+mod browser;
+mod login;
+mod signup;
