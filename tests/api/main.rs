@@ -6,5 +6,6 @@ mod helpers;
 
 mod account;
 mod browser;
+mod faults;
 mod login;
 mod signup;
