@@ -265,16 +265,27 @@ pub async fn finish_add_passkey(
     if user_id != user.id {
         return Ok(Err(RegistrationFailure { error: CeremonyError::Expired, retry: None }));
     }
-    let new_passkey = match state.passkeys.finish_registration(response, &reg_state) {
+    let mut new_passkey = match state.passkeys.finish_registration(response, &reg_state) {
         Ok(passkey) => passkey,
         Err(error) => {
             let retry = Some(start_add_passkey(state, user).await?);
             return Ok(Err(RegistrationFailure { error, retry }));
         }
     };
+    let existing = passkeys::list_for_user(&state.db, user.id).await?;
+    new_passkey.name = distinct_name(&new_passkey.name, existing.iter().map(|p| p.name.as_str()));
     passkeys::insert(&state.db, user.id, new_passkey, now).await.map_err(conflict_or)?;
     tracing::info!(user_id = %user.id, "passkey added");
     Ok(Ok(()))
+}
+
+/// `base`, or `base 2`, `base 3`, … so that two passkeys from the same provider can be told
+/// apart on the account page.
+fn distinct_name<'a>(base: &str, taken: impl Iterator<Item = &'a str> + Clone) -> String {
+    (1..)
+        .map(|n| if n == 1 { base.to_owned() } else { format!("{base} {n}") })
+        .find(|candidate| !taken.clone().any(|t| t == candidate))
+        .expect("some suffix is free")
 }
 
 /// Renames one of the user's passkeys.
@@ -309,6 +320,12 @@ pub async fn delete_passkey(state: &AppState, user_id: Uuid, passkey_id: Uuid) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passkey_names_are_made_distinct() {
+        assert_eq!(distinct_name("Passkey", ["YubiKey"].into_iter()), "Passkey");
+        assert_eq!(distinct_name("Passkey", ["Passkey", "Passkey 2"].into_iter()), "Passkey 3");
+    }
 
     #[test]
     fn usernames() {

@@ -242,9 +242,9 @@
     async function finish(cred) {
       status.show(creating ? "Saving your passkey…" : "Checking your passkey…");
       const { ok, status: code, data } = await postJSON(finishUrl, credentialJSON(cred));
-      if (ok && data && data.verified && data.redirect_to) {
+      if (ok && data && data.verified) {
         status.show(creating ? "Passkey saved. One moment…" : "Signed in. One moment…", "ok");
-        go(data.redirect_to);
+        go(data.redirect_to || "/account");
         return true;
       }
       if (!creating) signalUnknown(data, options);
@@ -259,6 +259,8 @@
     }
 
     async function run(getCredential) {
+      // A disabled button loses focus; give it back afterwards so keyboard users stay in place.
+      const refocus = document.activeElement === button;
       busy = true;
       button.disabled = true;
       let leaving = false;
@@ -272,6 +274,7 @@
         busy = false;
         if (!leaving) {
           button.disabled = false;
+          if (refocus) button.focus();
           startAutofill();
         }
       }
@@ -348,6 +351,7 @@
       return;
     }
     button.addEventListener("click", async () => {
+      const refocus = document.activeElement === button;
       button.disabled = true;
       let leaving = false;
       try {
@@ -376,7 +380,10 @@
           status.show(problemText(done.data, done.status), "error");
         }
       } finally {
-        if (!leaving) button.disabled = false;
+        if (!leaving) {
+          button.disabled = false;
+          if (refocus) button.focus();
+        }
       }
     });
   }

@@ -10,7 +10,7 @@ use chrono::Utc;
 use entity::user;
 use serde::de::DeserializeOwned;
 
-use super::{cookies, csrf::Csrf};
+use super::{cookies, csrf::Csrf, pages::PageError};
 use crate::{app::AppState, error::AppError, session, store::users};
 
 /// A urlencoded form whose `csrf_token` field matched this browser's CSRF cookie.
@@ -23,9 +23,10 @@ struct TokenField {
 }
 
 impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
-    type Rejection = AppError;
+    /// Forms belong to pages, so a refused form is answered with the error page.
+    type Rejection = PageError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, PageError> {
         let (mut parts, body) = request.into_parts();
         let csrf = <Csrf as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await?;
         check_origin_if_present(&parts.headers, state)?;
