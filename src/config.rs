@@ -41,6 +41,14 @@ pub struct Config {
     /// Lifetime of the remembered-user cookie.
     pub remember_for: Duration,
     pub log_format: LogFormat,
+    /// Declarative OIDC clients (YAML), applied at start.
+    pub clients_file: Option<std::path::PathBuf>,
+    /// Lifetime of authorization codes.
+    pub code_ttl: Duration,
+    /// Lifetime of access tokens and ID tokens.
+    pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens without `offline_access` is the SSO session's; with it, this.
+    pub offline_refresh_ttl: Duration,
 }
 
 /// A configuration variable that could not be used.
@@ -96,6 +104,10 @@ impl Config {
                 "json" => LogFormat::Json,
                 other => return Err(invalid("LATCHKEY_LOG_FORMAT", format!("'{other}' is not text or json"))),
             },
+            clients_file: get("LATCHKEY_CLIENTS_FILE").map(std::path::PathBuf::from),
+            code_ttl: parse_duration(get, "LATCHKEY_CODE_TTL", "60s")?,
+            access_token_ttl: parse_duration(get, "LATCHKEY_ACCESS_TOKEN_TTL", "10m")?,
+            offline_refresh_ttl: parse_duration(get, "LATCHKEY_OFFLINE_REFRESH_TTL", "30d")?,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod ephemeral;
 pub mod error;
 pub mod http;
 pub mod login;
+pub mod oidc;
 pub mod passkey;
 pub mod session;
 pub mod store;

@@ -1,0 +1,1 @@
+//! Relying parties: validation, secrets, the declarative clients file. (in progress)

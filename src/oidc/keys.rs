@@ -1,0 +1,1 @@
+//! Token-signing keys: generation, storage, JWKS, signing, rotation. (in progress)
