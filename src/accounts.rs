@@ -19,7 +19,7 @@ use crate::{
         CeremonyError,
         ceremony::{self, Ceremony},
     },
-    session::{self, AuthMethod, Session},
+    session::{self, Session},
     store::{
         self, passkeys,
         users::{self, NewUser},
@@ -183,15 +183,8 @@ pub async fn finish_signup(
     };
     let backup_eligible = new_passkey.backup_eligible;
     let user = insert_user_with_passkey(&state.db, &new_user, new_passkey, now).await?;
-    let session = Session {
-        user_id: user.id,
-        auth_time: now,
-        method: AuthMethod::Passkey,
-        // Registration required user verification.
-        user_verified: true,
-        backup_eligible,
-        renewed_at: now,
-    };
+    // Registration required user verification.
+    let session = Session::passkey(user.id, true, backup_eligible, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "account created");
     Ok(Ok(SignedUp { user, session_id }))

@@ -2,21 +2,30 @@
 //! (database, migrations, generated secrets, ephemeral store), and serving the router on a
 //! listener until shutdown. Tests call [`run`] with a listener on port 0.
 
-use std::{future::Future, ops::Deref, sync::Arc};
+use std::{future::Future, ops::Deref, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::extract::FromRef;
+use axum::{body::Bytes, extract::FromRef};
 use axum_extra::extract::cookie::Key;
+use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
     config::Config,
     ephemeral::{Ephemeral, memory::MemoryStore, redis::RedisStore},
+    oidc::{
+        clients::{self, ClientSecrets},
+        discovery,
+        keys::SigningKeys,
+    },
     passkey::PasskeyService,
     session::SessionPolicy,
     store,
 };
+
+/// How often a replica re-reads signing keys, to see rotations done by another replica.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Everything a request may need; cheap to clone.
 #[derive(Clone)]
@@ -32,6 +41,14 @@ pub struct AppInner {
     pub cookie_key: Key,
     /// Keys CSRF tokens to the browser's CSRF cookie.
     pub csrf_key: Vec<u8>,
+    /// Token-signing keys, shared with every replica through the database.
+    pub signing_keys: Arc<SigningKeys>,
+    pub client_secrets: ClientSecrets,
+    /// The discovery document, serialised once, and its ETag.
+    pub discovery: (Bytes, String),
+    /// Outgoing HTTP (back-channel logout), with short timeouts.
+    pub http: reqwest::Client,
+    issuer: String,
 }
 
 impl Deref for AppState {
@@ -63,6 +80,22 @@ impl AppState {
         let decoy_key = store::settings::get_or_create_secret(&db, "decoy_credential_key", 32).await?;
         let passkeys = PasskeyService::new(&config.issuer, config.rp_id(), decoy_key)
             .context("configuring WebAuthn from LATCHKEY_ISSUER")?;
+        let issuer = config.issuer.as_str().trim_end_matches('/').to_owned();
+        let signing_keys =
+            Arc::new(SigningKeys::load_or_create(&db, Utc::now()).await.context("loading signing keys")?);
+        signing_keys.spawn_reloader(db.clone(), KEY_RELOAD_INTERVAL);
+        let client_secrets = ClientSecrets::load(&db).await?;
+        if let Some(path) = &config.clients_file {
+            let applied = clients::apply_file(&db, &client_secrets, path, Utc::now()).await?;
+            tracing::info!(clients = applied, file = %path.display(), "declarative clients applied");
+        }
+        let discovery = discovery::document(&issuer)?;
+        let etag = format!("\"{}\"", &crate::random_token()[..16]);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .context("building the HTTP client")?;
         Ok(AppState(Arc::new(AppInner {
             config,
             db,
@@ -70,7 +103,17 @@ impl AppState {
             passkeys,
             cookie_key: Key::from(&cookie_key),
             csrf_key,
+            signing_keys,
+            client_secrets,
+            discovery: (Bytes::from(discovery), etag),
+            http,
+            issuer,
         })))
+    }
+
+    /// The issuer identifier: `LATCHKEY_ISSUER` without a trailing slash.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// Session lifetimes from the configuration.

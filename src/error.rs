@@ -142,3 +142,101 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+/// An OAuth 2.0 error answer (RFC 6749 §5.2, RFC 6750 §3): `{error, error_description}` as
+/// JSON, never cached, with `WWW-Authenticate` where the RFCs ask for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+    pub www_authenticate: Option<String>,
+}
+
+impl OAuthError {
+    /// A 400 with the given code.
+    pub fn bad_request(error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError { status: StatusCode::BAD_REQUEST, error, description: description.into(), www_authenticate: None }
+    }
+
+    /// `invalid_client` (401); `basic` adds the `WWW-Authenticate: Basic` challenge (§5.2).
+    pub fn invalid_client(basic: bool) -> Self {
+        OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client",
+            description: "Client authentication failed.".into(),
+            www_authenticate: basic.then(|| r#"Basic realm="latchkey""#.to_owned()),
+        }
+    }
+
+    /// `invalid_token` (401) for a bearer token (RFC 6750 §3.1).
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        let description = description.into();
+        OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_token",
+            www_authenticate: Some(format!(r#"Bearer error="invalid_token", error_description="{description}""#)),
+            description,
+        }
+    }
+
+    /// `insufficient_scope` (403) for a bearer token (RFC 6750 §3.1).
+    pub fn insufficient_scope(scope: &str) -> Self {
+        OAuthError {
+            status: StatusCode::FORBIDDEN,
+            error: "insufficient_scope",
+            description: format!("The access token lacks the {scope} scope."),
+            www_authenticate: Some(format!(r#"Bearer error="insufficient_scope", scope="{scope}""#)),
+        }
+    }
+
+    /// `temporarily_unavailable` (503) when storage is down.
+    pub fn unavailable() -> Self {
+        OAuthError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "temporarily_unavailable",
+            description: "Latchkey cannot reach its storage right now. Try again shortly.".into(),
+            www_authenticate: None,
+        }
+    }
+}
+
+impl From<AppError> for OAuthError {
+    fn from(err: AppError) -> Self {
+        err.log();
+        match err {
+            AppError::Unavailable(_) => OAuthError::unavailable(),
+            other => OAuthError {
+                status: other.status(),
+                error: if other.status().is_server_error() { "server_error" } else { "invalid_request" },
+                description: other.public_message(),
+                www_authenticate: None,
+            },
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for OAuthError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        AppError::from(err).into()
+    }
+}
+
+impl From<EphemeralError> for OAuthError {
+    fn from(err: EphemeralError) -> Self {
+        AppError::from(err).into()
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.error, "error_description": self.description});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = self.www_authenticate.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}

@@ -19,7 +19,7 @@ use crate::{
         self, CeremonyError,
         ceremony::{self, Ceremony},
     },
-    session::{self, AuthMethod, Session},
+    session::{self, Session},
     store::{passkeys, users},
 };
 
@@ -131,14 +131,7 @@ pub async fn finish(
     };
     let backup_eligible = result.backup_eligible() || row.backup_eligible;
     record_use(state, row, &result, now).await?;
-    let session = Session {
-        user_id: user.id,
-        auth_time: now,
-        method: AuthMethod::Passkey,
-        user_verified: result.user_verified(),
-        backup_eligible,
-        renewed_at: now,
-    };
+    let session = Session::passkey(user.id, result.user_verified(), backup_eligible, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "signed in with a passkey");
     Ok(Ok(SignedIn { session_id, user }))

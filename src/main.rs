@@ -1,8 +1,14 @@
-//! The `latchkey` command: `serve` runs the provider, `migrate` applies database migrations.
+//! The `latchkey` command: `serve` runs the provider, `migrate` applies database migrations,
+//! `client create` registers a relying party.
 //! Configuration comes from `LATCHKEY_*` environment variables (see the README).
 
-use clap::{Parser, Subcommand};
-use latchkey::config::{Config, LogFormat};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use latchkey::{
+    config::{Config, LogFormat},
+    oidc::clients::{self, ClientError, ClientSecrets, ClientSpec},
+};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -18,50 +24,149 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage OIDC clients (relying parties).
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its client_id and, for a confidential client, its secret.
+    Create(CreateClient),
+}
+
+#[derive(Args)]
+struct CreateClient {
+    /// Display name shown on the consent page.
+    #[arg(long)]
+    name: String,
+    /// Exact redirect URI (repeatable).
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// Exact post-logout redirect URI (repeatable).
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    /// A public client (SPA, native app): no secret, PKCE only.
+    #[arg(long)]
+    public: bool,
+    /// A first-party client: no consent screen.
+    #[arg(long)]
+    first_party: bool,
+    /// Allowed scope (repeatable, or space-separated); default: openid profile email offline_access.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Allowed grant type (repeatable); default: authorization_code refresh_token.
+    #[arg(long = "grant-type", value_name = "GRANT")]
+    grant_types: Vec<String>,
+    /// ID token signing algorithm: RS256 (default), ES256 or EdDSA.
+    #[arg(long, value_name = "ALG")]
+    alg: Option<String>,
+    /// The client_id to use instead of a generated one.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Allow http redirect URIs on any host, not only on loopback (development only).
+    #[arg(long)]
+    allow_http_redirect_uris: bool,
+}
+
+impl CreateClient {
+    fn into_spec(self) -> ClientSpec {
+        let list = |items: Vec<String>| -> Option<Vec<String>> {
+            let items: Vec<String> = items.iter().flat_map(|item| item.split_whitespace()).map(str::to_owned).collect();
+            (!items.is_empty()).then_some(items)
+        };
+        ClientSpec {
+            client_id: self.client_id,
+            name: self.name,
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            public: self.public,
+            first_party: self.first_party,
+            allowed_scopes: list(self.scopes),
+            grant_types: list(self.grant_types),
+            id_token_signed_response_alg: self.alg,
+            allow_http_redirect_uris: self.allow_http_redirect_uris,
+            ..ClientSpec::default()
+        }
+    }
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
             eprintln!("latchkey: invalid configuration: {err}");
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
+    // A command's own output goes to stdout; its logs must not mix into it.
+    let logs_to_stderr = matches!(cli.command, Command::Client(_));
+    init_tracing(config.log_format, logs_to_stderr);
     let result = match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
+        Command::Client(ClientCommand::Create(args)) => create_client(config, args.into_spec()).await,
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "latchkey stopped");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    latchkey::app::run(config, listener, shutdown_signal()).await
+    latchkey::app::run(config, listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn migrate(config: Config) -> anyhow::Result<()> {
+async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
     let db = latchkey::store::connect(&config.database_url).await?;
     latchkey::store::migrate(&db).await?;
     tracing::info!("migrations applied");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-fn init_tracing(format: LogFormat) {
+/// `client create`: exit code 2 for a spec that breaks a rule, 1 for a taken client_id.
+async fn create_client(config: Config, spec: ClientSpec) -> anyhow::Result<ExitCode> {
+    let db = latchkey::store::connect(&config.database_url).await?;
+    latchkey::store::migrate(&db).await?;
+    let secrets = ClientSecrets::load(&db).await?;
+    match clients::create(&db, &secrets, &spec, chrono::Utc::now()).await {
+        Ok((client, secret)) => {
+            println!("client_id: {}", client.client_id);
+            if let Some(secret) = secret {
+                println!("client_secret: {secret}");
+                println!("The client secret is shown only once: store it now. Latchkey keeps only a hash of it.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClientError::Invalid(errors)) => {
+            for (field, message) in errors {
+                eprintln!("latchkey: {field}: {message}");
+            }
+            Ok(ExitCode::from(2))
+        }
+        Err(ClientError::Conflict) => {
+            eprintln!("latchkey: a client with this client_id already exists");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(ClientError::Db(err)) => Err(err.into()),
+    }
+}
+
+fn init_tracing(format: LogFormat, to_stderr: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    match (format, to_stderr) {
+        (LogFormat::Json, false) => builder.json().init(),
+        (LogFormat::Json, true) => builder.json().with_writer(std::io::stderr).init(),
+        (LogFormat::Text, false) => builder.init(),
+        (LogFormat::Text, true) => builder.with_writer(std::io::stderr).init(),
     }
 }
 

@@ -27,6 +27,8 @@ pub enum AuthMethod {
 /// A signed-in browser.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Session {
+    /// Public id of this session (the ID token's `sid`); unrelated to the cookie value.
+    pub sid: String,
     pub user_id: Uuid,
     pub auth_time: DateTime<Utc>,
     pub method: AuthMethod,
@@ -35,6 +37,21 @@ pub struct Session {
     pub backup_eligible: bool,
     /// Last time the idle timeout was renewed.
     pub renewed_at: DateTime<Utc>,
+}
+
+impl Session {
+    /// A session opened by a verified passkey at `now`, under a fresh public `sid`.
+    pub fn passkey(user_id: Uuid, user_verified: bool, backup_eligible: bool, now: DateTime<Utc>) -> Self {
+        Session {
+            sid: random_token(),
+            user_id,
+            auth_time: now,
+            method: AuthMethod::Passkey,
+            user_verified,
+            backup_eligible,
+            renewed_at: now,
+        }
+    }
 }
 
 /// Idle and absolute lifetimes of sessions.
@@ -112,14 +129,7 @@ mod tests {
     }
 
     fn session(at: DateTime<Utc>) -> Session {
-        Session {
-            user_id: Uuid::new_v4(),
-            auth_time: at,
-            method: AuthMethod::Passkey,
-            user_verified: true,
-            backup_eligible: false,
-            renewed_at: at,
-        }
+        Session::passkey(Uuid::new_v4(), true, false, at)
     }
 
     #[tokio::test]

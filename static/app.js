@@ -442,6 +442,8 @@
     for (const root of document.querySelectorAll('[data-ceremony="signup"]')) initSignup(root);
     for (const button of document.querySelectorAll('[data-ceremony="add-passkey"]')) initAddPasskey(button);
     for (const button of document.querySelectorAll("[data-reveal]")) initReveal(button);
+    // Form Post Response Mode: hand the authorization response to the application at once.
+    for (const form of document.querySelectorAll("form[data-autosubmit]")) form.submit();
     signalAcceptedCredentials();
 
     // Ceremony options are single-use: a page restored from the back/forward cache reloads.

@@ -74,9 +74,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, column) in [("idx_grants_user_id", Grants::UserId), ("idx_grants_sid", Grants::Sid)] {
-            manager
-                .create_index(Index::create().name(name).table(Grants::Table).col(column).to_owned())
-                .await?;
+            manager.create_index(Index::create().name(name).table(Grants::Table).col(column).to_owned()).await?;
         }
         manager
             .create_table(

@@ -22,7 +22,7 @@ use super::{
     extract::{CsrfForm, NoFields, SameOriginJson, SignedIn, ceremony_id, signed_in},
     pages::{PageError, json_for_script, render},
 };
-use crate::{accounts, app::AppState, error::AppError, session, store::passkeys};
+use crate::{accounts, app::AppState, error::AppError, store::passkeys};
 
 #[derive(serde::Deserialize)]
 pub struct AccountQuery {
@@ -118,17 +118,13 @@ pub async fn delete_post(
     }
 }
 
-/// `POST /logout`: ends the session; the person stays remembered.
+/// `POST /logout`: ends the session (and what was granted in it); the person stays remembered.
 pub async fn logout_post(
     State(state): State<AppState>,
     jar: CookieJar,
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
-    if let Some(cookie) = jar.get(&cookies::name(cookies::SESSION, state.config.is_https())) {
-        session::end(&state.ephemeral, cookie.value()).await.map_err(AppError::from)?;
-    }
-    let jar = jar.add(cookies::removal(cookies::SESSION, state.config.is_https()));
-    Ok((jar, Redirect::to("/login")).into_response())
+    super::oidc::sign_out(&state, jar, Some("/login".into())).await
 }
 
 async fn require_signed_in(jar: &CookieJar, state: &AppState) -> Result<SignedIn, AppError> {

@@ -12,6 +12,8 @@ pub const SESSION: &str = "latchkey_session";
 pub const REMEMBER: &str = "latchkey_remember";
 /// The id of the WebAuthn ceremony in progress.
 pub const CEREMONY: &str = "latchkey_ceremony";
+/// The id of the authorization request waiting for this browser to sign in.
+pub const AUTHZ: &str = "latchkey_authz";
 /// The random value CSRF tokens are bound to.
 pub const CSRF: &str = "latchkey_csrf";
 

@@ -11,7 +11,12 @@ use entity::user;
 use serde::de::DeserializeOwned;
 
 use super::{cookies, csrf::Csrf, pages::PageError};
-use crate::{app::AppState, error::AppError, session, store::users};
+use crate::{
+    app::AppState,
+    error::AppError,
+    session::{self, Session},
+    store::users,
+};
 
 /// A urlencoded form whose `csrf_token` field matched this browser's CSRF cookie.
 pub struct CsrfForm<T>(pub T);
@@ -101,6 +106,7 @@ pub fn ceremony_id(jar: &CookieJar, state: &AppState) -> String {
 
 /// The signed-in person of this browser.
 pub struct SignedIn {
+    pub session: Session,
     pub user: user::Model,
 }
 
@@ -114,5 +120,5 @@ pub async fn signed_in(jar: &CookieJar, state: &AppState) -> Result<Option<Signe
         return Ok(None);
     };
     let user = users::find_by_id(&state.db, session.user_id).await?.filter(|u| !u.disabled);
-    Ok(user.map(|user| SignedIn { user }))
+    Ok(user.map(|user| SignedIn { session, user }))
 }

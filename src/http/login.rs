@@ -22,6 +22,10 @@ use crate::{
     config::Signup,
     error::AppError,
     login::{self, PasskeyStep, RememberedUser, UsernameOutcome},
+    oidc::{
+        flow,
+        pending::{self, Pending},
+    },
     store::users::normalize,
 };
 
@@ -32,17 +36,41 @@ pub async fn page(
     private: PrivateCookieJar,
     csrf: Csrf,
 ) -> Result<Response, PageError> {
-    if signed_in(&jar, &state).await?.is_some() {
-        return Ok(Redirect::to("/account").into_response());
+    let pending = pending_request(&state, &jar).await?;
+    if let Some(me) = signed_in(&jar, &state).await? {
+        match &pending {
+            None => return Ok(Redirect::to("/account").into_response()),
+            Some(p) if flow::session_satisfies(p, Some(&me.session), Utc::now()) => {
+                return Ok(Redirect::to(RESUME).into_response());
+            }
+            // The application asks for a fresh or stronger sign-in: show the login.
+            Some(_) => {}
+        }
     }
-    if let Some(remembered) = remembered_user(&private, &state) {
+    let hint = pending.and_then(|p| p.request.login_hint).unwrap_or_default();
+    let remembered = remembered_user(&private, &state).filter(|r| hint.is_empty() || r.name == normalize(&hint));
+    if let Some(remembered) = remembered {
         if let UsernameOutcome::PasskeyStep(step) = login::start_passkey_step(&state, &remembered).await? {
             return passkey_step(&state, jar, private, &csrf, *step);
         }
         let private = private.remove(cookies::removal(cookies::REMEMBER, state.config.is_https()));
-        return Ok((private, username_step(&state, jar, &csrf, "", None, StatusCode::OK).await?).into_response());
+        return Ok((private, username_step(&state, jar, &csrf, &hint, None, StatusCode::OK).await?).into_response());
     }
-    username_step(&state, jar, &csrf, "", None, StatusCode::OK).await
+    username_step(&state, jar, &csrf, &hint, None, StatusCode::OK).await
+}
+
+/// Where a pending authorization request continues after sign-in.
+const RESUME: &str = "/authorize/resume";
+
+/// The authorization request this browser is signing in for, if any.
+async fn pending_request(state: &AppState, jar: &CookieJar) -> Result<Option<Pending>, AppError> {
+    let id = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
+    Ok(pending::get(&state.ephemeral, id.as_deref().unwrap_or_default()).await?)
+}
+
+/// Where the browser goes after signing in: back to the application, or to the account page.
+pub fn after_sign_in(jar: &CookieJar, state: &AppState) -> &'static str {
+    if jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).is_some() { RESUME } else { "/account" }
 }
 
 #[derive(serde::Deserialize)]
@@ -93,7 +121,8 @@ pub async fn passkey_post(
                 .add(cookies::removal(cookies::CEREMONY, https));
             let remembered = RememberedUser { name: signed_in.user.username_normalized.clone(), signed_in: true };
             let private = remember(private, &state, &remembered);
-            Ok((jar, private, ceremony_answer::verified("/account")).into_response())
+            let next = after_sign_in(&jar, &state);
+            Ok((jar, private, ceremony_answer::verified(next)).into_response())
         }
         Err(failure) => {
             let retry = failure.retry.map(|s| (s.options, s.ceremony_id));

@@ -12,6 +12,7 @@ mod csrf;
 mod extract;
 mod health;
 mod login;
+pub mod oidc;
 pub mod pages;
 mod security;
 mod signup;
@@ -29,6 +30,25 @@ use crate::app::AppState;
 /// Largest request body accepted anywhere (WebAuthn responses are a few kilobytes).
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The endpoints relying parties may call from a browser (OIDC Discovery §4, RFC 6749 §3.2):
+/// any origin may read them; no cookies are involved.
+fn cross_origin_routes() -> Router<AppState> {
+    use axum::http::{Method, header};
+    use tower_http::cors::{Any, CorsLayer};
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    Router::new()
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/jwks.json", get(oidc::jwks))
+        .route("/token", post(oidc::token_post))
+        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .route("/revoke", post(oidc::revoke))
+        .route("/introspect", post(oidc::introspect))
+        .layer(cors)
+}
+
 /// The complete router of Latchkey.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -44,6 +64,12 @@ pub fn router(state: AppState) -> Router {
         .route("/account/passkeys/{id}/rename", post(account::rename_post))
         .route("/account/passkeys/{id}/delete", post(account::delete_post))
         .route("/logout", post(account::logout_post))
+        .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post))
+        .route("/authorize/resume", get(oidc::resume))
+        .route("/authorize/consent", post(oidc::consent_post))
+        .route("/end-session", get(oidc::end_session_get).post(oidc::end_session_post))
+        .route("/end-session/confirm", post(oidc::end_session_confirm))
+        .merge(cross_origin_routes())
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -25,6 +25,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("account.html", include_str!("../../templates/account.html")),
         ("error.html", include_str!("../../templates/error.html")),
         ("message.html", include_str!("../../templates/message.html")),
+        ("consent.html", include_str!("../../templates/consent.html")),
+        ("form_post.html", include_str!("../../templates/form_post.html")),
+        ("end_session.html", include_str!("../../templates/end_session.html")),
     ] {
         env.add_template(name, source).expect("embedded templates parse");
     }

@@ -15,7 +15,7 @@ use super::{
     ceremony_answer, cookies,
     csrf::Csrf,
     extract::{CsrfForm, SameOriginJson, ceremony_id},
-    login::remember,
+    login::{after_sign_in, remember},
     pages::{PageError, json_for_script, render},
 };
 use crate::{
@@ -80,7 +80,8 @@ pub async fn passkey_post(
                 .add(cookies::removal(cookies::CEREMONY, https));
             let remembered = RememberedUser { name: signed_up.user.username_normalized.clone(), signed_in: true };
             let private = remember(private, &state, &remembered);
-            Ok((jar, private, ceremony_answer::verified("/account")).into_response())
+            let next = after_sign_in(&jar, &state);
+            Ok((jar, private, ceremony_answer::verified(next)).into_response())
         }
         Err(failure) => {
             let retry = failure.retry.map(|s| (s.options, s.ceremony_id));

@@ -5,8 +5,18 @@
 //! (which, unlike `openidconnect`, signs ES256). Protocol rules take `now` as a parameter so
 //! they are unit-tested with a fixed clock.
 
+pub mod authorize;
+pub mod bearer;
 pub mod clients;
+pub mod code;
+pub mod context;
+pub mod discovery;
+pub mod flow;
 pub mod keys;
+pub mod logout;
+pub mod pending;
+pub mod token;
+pub mod tokens;
 
 use std::{fmt, str::FromStr};
 

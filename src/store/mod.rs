@@ -2,8 +2,12 @@
 //! each area needs (one module per table group). Queries take the connection and plain values,
 //! and return entity models; the rules about *when* to call them live in the domain modules.
 
+pub mod clients;
+pub mod consents;
+pub mod grants;
 pub mod passkeys;
 pub mod settings;
+pub mod signing_keys;
 pub mod users;
 
 use std::time::Duration;

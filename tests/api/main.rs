@@ -8,4 +8,6 @@ mod account;
 mod browser;
 mod faults;
 mod login;
+mod oidc;
+mod oidc_rules;
 mod signup;

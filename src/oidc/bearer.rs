@@ -1,0 +1,132 @@
+//! Access tokens presented back to Latchkey: userinfo (OIDC Core §5.3), introspection
+//! (RFC 7662) and revocation (RFC 7009). Access tokens are self-contained JWTs, but each of
+//! these checks that the grant behind the token is still live, so revocation (code replay,
+//! logout, a disabled user) takes effect here at once.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use entity::grant;
+use openidconnect::{EmptyAdditionalClaims, UserInfoClaims, core::CoreGenderClaim};
+use serde_json::{Value, json};
+
+use super::{
+    clients::Client,
+    tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims, refresh_token_hash, user_claims},
+};
+use crate::{
+    app::AppState,
+    error::OAuthError,
+    store::{grants, users},
+};
+
+/// A verified access token and, for user tokens, its live grant.
+pub struct VerifiedAccessToken {
+    pub claims: AccessTokenClaims,
+    pub grant: Option<grant::Model>,
+}
+
+/// Verifies an access token: signature, type, expiry, issuer, and a live grant.
+pub async fn verify_access_token(
+    state: &AppState,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<VerifiedAccessToken, OAuthError> {
+    let claims: AccessTokenClaims = state
+        .signing_keys
+        .verify(token, Some(ACCESS_TOKEN_TYP), now)
+        .map_err(|_| OAuthError::invalid_token("The access token is invalid or expired."))?;
+    if claims.iss != state.issuer() {
+        return Err(OAuthError::invalid_token("The access token was issued by someone else."));
+    }
+    let grant = match claims.grant_id {
+        None => None,
+        Some(id) => Some(
+            grants::find(&state.db, id)
+                .await?
+                .filter(|g| grants::is_live(g, now))
+                .ok_or_else(|| OAuthError::invalid_token("The access token was revoked."))?,
+        ),
+    };
+    Ok(VerifiedAccessToken { claims, grant })
+}
+
+/// The userinfo answer for a bearer token.
+pub async fn userinfo(state: &AppState, token: &str, now: DateTime<Utc>) -> Result<Value, OAuthError> {
+    let verified = verify_access_token(state, token, now).await?;
+    let Some(grant) = verified.grant else {
+        return Err(OAuthError::invalid_token("This access token does not belong to a person."));
+    };
+    let scopes: BTreeSet<String> = verified.claims.scope.split(' ').map(str::to_owned).collect();
+    if !scopes.contains("openid") {
+        return Err(OAuthError::insufficient_scope("openid"));
+    }
+    let user = users::find_by_id(&state.db, grant.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_token("The account is disabled or deleted."))?;
+    let claims: UserInfoClaims<EmptyAdditionalClaims, CoreGenderClaim> =
+        UserInfoClaims::new(user_claims(&user, &scopes), EmptyAdditionalClaims {});
+    Ok(serde_json::to_value(claims).expect("claims serialise"))
+}
+
+/// RFC 7662: what `client` may learn about `token` (only tokens issued to it are active).
+pub async fn introspect(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Value, OAuthError> {
+    let inactive = json!({"active": false});
+    if let Ok(verified) = verify_access_token(state, token, now).await {
+        let claims = verified.claims;
+        if claims.client_id != client.client_id {
+            return Ok(inactive);
+        }
+        return Ok(json!({
+            "active": true, "token_type": "Bearer", "scope": claims.scope, "client_id": claims.client_id,
+            "sub": claims.sub, "aud": claims.aud, "iss": claims.iss, "exp": claims.exp, "iat": claims.iat,
+            "jti": claims.jti, "sid": claims.sid, "acr": claims.acr, "auth_time": claims.auth_time,
+        }));
+    }
+    let Some(refresh) = grants::find_refresh(&state.db, &refresh_token_hash(token)).await? else {
+        return Ok(inactive);
+    };
+    let grant = grants::find(&state.db, refresh.grant_id).await?;
+    match grant {
+        Some(grant)
+            if grant.client_id == client.client_id
+                && refresh.used_at.is_none()
+                && refresh.expires_at > now
+                && grants::is_live(&grant, now) =>
+        {
+            Ok(json!({
+                "active": true, "token_type": "refresh_token", "scope": grant.scope, "client_id": grant.client_id,
+                "sub": grant.user_id.to_string(), "iss": state.issuer(), "exp": refresh.expires_at.timestamp(),
+                "iat": refresh.created_at.timestamp(), "sid": grant.sid,
+            }))
+        }
+        _ => Ok(inactive),
+    }
+}
+
+/// RFC 7009: revokes the grant behind `token` when it belongs to `client`. Unknown tokens and
+/// other clients' tokens are ignored (the answer is 200 either way, §2.2).
+pub async fn revoke(state: &AppState, client: &Client, token: &str, now: DateTime<Utc>) -> Result<(), OAuthError> {
+    let grant_id = match grants::find_refresh(&state.db, &refresh_token_hash(token)).await? {
+        Some(refresh) => Some(refresh.grant_id),
+        None => match state.signing_keys.verify::<AccessTokenClaims>(token, Some(ACCESS_TOKEN_TYP), now) {
+            Ok(claims) if claims.client_id == client.client_id => claims.grant_id,
+            _ => None,
+        },
+    };
+    if let Some(grant) = match grant_id {
+        Some(id) => grants::find(&state.db, id).await?,
+        None => None,
+    } && grant.client_id == client.client_id
+    {
+        grants::revoke(&state.db, grant.id, now).await?;
+        tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "grant revoked by the client");
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! Deciding what an authorization request needs next — sign-in, consent, or an answer — and
+//! building the authorization response (RFC 6749 §4.1.2, RFC 9207 `iss`, OAuth 2.0 Form Post
+//! Response Mode).
+
+use chrono::{DateTime, Utc};
+use url::Url;
+use uuid::Uuid;
+
+use super::{
+    authorize::{AuthorizationRequest, ClientError, Prompt, ResponseMode},
+    clients::Client,
+    code::{self, CodeGrant},
+    context::AuthContext,
+    pending::Pending,
+};
+use crate::{app::AppState, error::AppError, session::Session, store::consents};
+
+/// What the person's browser must do next.
+pub enum Next {
+    /// Sign in (again): the request waits, pending.
+    SignIn,
+    /// Allow or deny the client's scopes.
+    Consent,
+    /// Go back to the client with this answer.
+    Answer(AuthorizationResponse),
+}
+
+/// An authorization response: where it goes, how, and its parameters.
+#[derive(Debug)]
+pub struct AuthorizationResponse {
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl AuthorizationResponse {
+    /// The redirect URL for `query` mode.
+    pub fn redirect_url(&self) -> String {
+        let mut url = Url::parse(&self.redirect_uri).expect("registered redirect URIs are absolute");
+        url.query_pairs_mut().extend_pairs(self.params.iter().map(|(k, v)| (*k, v.as_str())));
+        url.to_string()
+    }
+}
+
+/// An error answer to a verified redirect URI, with `iss` (RFC 9207).
+pub fn error_response(error: &ClientError, issuer: &str) -> AuthorizationResponse {
+    let mut params = vec![("error", error.error.to_owned()), ("error_description", error.description.clone())];
+    if let Some(state) = &error.state {
+        params.push(("state", state.clone()));
+    }
+    params.push(("iss", issuer.to_owned()));
+    AuthorizationResponse { redirect_uri: error.redirect_uri.clone(), response_mode: error.response_mode, params }
+}
+
+fn client_error(request: &AuthorizationRequest, error: &'static str, description: &str) -> ClientError {
+    ClientError {
+        redirect_uri: request.redirect_uri.clone(),
+        response_mode: request.response_mode,
+        state: request.state.clone(),
+        error,
+        description: description.to_owned(),
+    }
+}
+
+/// Whether `session` satisfies the request as it stands: signed in after the request when
+/// `prompt=login`, recently enough for `max_age`, strongly enough for `acr_values`.
+pub fn session_satisfies(pending: &Pending, session: Option<&Session>, now: DateTime<Utc>) -> bool {
+    let Some(session) = session else { return false };
+    let context = AuthContext::of(session);
+    let fresh = !pending.requires_fresh_sign_in() || session.auth_time >= pending.received_at;
+    fresh && context.within_max_age(pending.request.max_age, now) && context.meets_acr(&pending.request.acr_values)
+}
+
+/// Decides the next step of a pending request for the browser's `session`; issues the code
+/// when everything is in place. `consent_given` is true right after the person pressed Allow.
+pub async fn decide(
+    state: &AppState,
+    pending: &Pending,
+    client: &Client,
+    session: Option<&Session>,
+    consent_given: bool,
+    now: DateTime<Utc>,
+) -> Result<Next, AppError> {
+    let request = &pending.request;
+    if !session_satisfies(pending, session, now) {
+        if request.prompt != Prompt::None {
+            return Ok(Next::SignIn);
+        }
+        let unmet_acr = session.is_some_and(|s| !AuthContext::of(s).meets_acr(&request.acr_values));
+        let error = if unmet_acr {
+            client_error(request, "unmet_authentication_requirements", "A phishing-resistant sign-in is required.")
+        } else {
+            client_error(request, "login_required", "The person is not signed in.")
+        };
+        return Ok(Next::Answer(error_response(&error, state.issuer())));
+    }
+    let session = session.expect("a satisfying session exists");
+    if !client.first_party && !consent_given {
+        let remembered = consents::covers(&state.db, session.user_id, &client.client_id, &request.scopes).await?;
+        if !remembered || request.prompt == Prompt::Consent {
+            if request.prompt == Prompt::None {
+                let error = client_error(request, "consent_required", "The person has not allowed this application.");
+                return Ok(Next::Answer(error_response(&error, state.issuer())));
+            }
+            return Ok(Next::Consent);
+        }
+    }
+    let grant = CodeGrant {
+        grant_id: Uuid::new_v4(),
+        client_id: client.client_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scopes: request.scopes.clone(),
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        context: AuthContext::of(session),
+    };
+    let code = code::issue(&state.ephemeral, &grant, state.config.code_ttl).await?;
+    let mut params = vec![("code", code)];
+    if let Some(request_state) = &request.state {
+        params.push(("state", request_state.clone()));
+    }
+    params.push(("iss", state.issuer().to_owned()));
+    Ok(Next::Answer(AuthorizationResponse {
+        redirect_uri: request.redirect_uri.clone(),
+        response_mode: request.response_mode,
+        params,
+    }))
+}

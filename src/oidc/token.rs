@@ -1,0 +1,358 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §6, §4.4): client authentication and the
+//! `authorization_code`, `refresh_token` and `client_credentials` grants.
+//!
+//! A code exchange stores the grant and its refresh token in one transaction; if that fails the
+//! code is put back, so a code is either redeemed with its tokens stored, or still redeemable.
+//! A replayed code revokes the grant its first redemption created; a reused (already rotated)
+//! refresh token revokes its whole grant.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use chrono::{DateTime, Utc};
+use entity::{grant, user};
+use openidconnect::{
+    AccessToken, EmptyExtraTokenFields, IdToken, IdTokenFields, RefreshToken, Scope, StandardTokenResponse,
+    core::{CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreTokenType},
+};
+
+use super::{
+    authorize::verifier_matches,
+    clients::{Client, GrantType},
+    code::{self, CodeGrant, Redeemed},
+    context::AuthContext,
+    tokens::{Issue, SessionClaims, Subject, new_refresh_token, refresh_token_hash},
+};
+use crate::{
+    app::AppState,
+    error::OAuthError,
+    store::{
+        self,
+        grants::{self, NewRefreshToken},
+        users,
+    },
+};
+
+/// The token response (RFC 6749 §5.1) with an ID token, as `openidconnect` defines it.
+pub type TokenResponse = StandardTokenResponse<
+    IdTokenFields<
+        SessionClaims,
+        EmptyExtraTokenFields,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    >,
+    CoreTokenType,
+>;
+
+/// Decoded form parameters, each name at most once.
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    /// Wraps the decoded pairs; a repeated parameter is `invalid_request` (RFC 6749 §3.2).
+    pub fn new(pairs: Vec<(String, String)>) -> Result<Self, OAuthError> {
+        let mut seen = BTreeSet::new();
+        if let Some((name, _)) = pairs.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+            return Err(OAuthError::bad_request(
+                "invalid_request",
+                format!("The parameter {name} appears more than once."),
+            ));
+        }
+        Ok(Form(pairs))
+    }
+
+    /// A parameter's value, if present and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name).ok_or_else(|| OAuthError::bad_request("invalid_request", format!("{name} is missing.")))
+    }
+}
+
+/// Authenticates the client of a token, revocation or introspection request:
+/// `client_secret_basic`, `client_secret_post`, or `none` for public clients — one method only.
+pub async fn authenticate_client(
+    state: &AppState,
+    authorization: Option<&str>,
+    form: &Form,
+) -> Result<Client, OAuthError> {
+    let basic = authorization.map(parse_basic).transpose()?;
+    let used_basic = basic.is_some();
+    let (client_id, secret) = match (basic, form.get("client_secret")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::bad_request("invalid_request", "Use one client authentication method, not two."));
+        }
+        (Some((id, secret)), None) => {
+            if form.get("client_id").is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::bad_request("invalid_request", "client_id does not match the credentials."));
+            }
+            (id, Some(secret))
+        }
+        (None, secret) => {
+            let id = form.get("client_id").ok_or_else(|| OAuthError::invalid_client(false))?;
+            (id.to_owned(), secret.map(str::to_owned))
+        }
+    };
+    let client = match store::clients::find(&state.db, &client_id).await? {
+        Some(model) => Client::from_model(model).map_err(|e| OAuthError::from(crate::error::AppError::Internal(e)))?,
+        None => return Err(OAuthError::invalid_client(used_basic)),
+    };
+    let authenticated = match (&secret, client.public) {
+        (None, true) => true,
+        (Some(secret), false) => state.client_secrets.verify(&client, secret),
+        _ => false,
+    };
+    if !authenticated {
+        return Err(OAuthError::invalid_client(used_basic));
+    }
+    Ok(client)
+}
+
+/// `Authorization: Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
+fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
+    let malformed = || OAuthError::invalid_client(true);
+    let encoded = header.strip_prefix("Basic ").ok_or_else(malformed)?;
+    let decoded =
+        String::from_utf8(STANDARD.decode(encoded.trim()).map_err(|_| malformed())?).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let unescape =
+        |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Ok((unescape(id).ok_or_else(malformed)?, unescape(secret).ok_or_else(malformed)?))
+}
+
+/// Answers a token request.
+pub async fn exchange(
+    state: &AppState,
+    authorization: Option<&str>,
+    form: &Form,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let grant_type = form.require("grant_type")?;
+    let grant_type: GrantType = grant_type
+        .parse()
+        .map_err(|_| OAuthError::bad_request("unsupported_grant_type", "This grant type is not supported."))?;
+    let client = authenticate_client(state, authorization, form).await?;
+    if !client.allows_grant(grant_type) {
+        return Err(OAuthError::bad_request("unauthorized_client", "This client may not use this grant type."));
+    }
+    match grant_type {
+        GrantType::AuthorizationCode => exchange_code(state, &client, form, now).await,
+        GrantType::RefreshToken => refresh(state, &client, form, now).await,
+        GrantType::ClientCredentials => client_credentials(state, &client, form, now),
+    }
+}
+
+fn invalid_grant(description: &str) -> OAuthError {
+    OAuthError::bad_request("invalid_grant", description)
+}
+
+/// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6).
+async fn exchange_code(
+    state: &AppState,
+    client: &Client,
+    form: &Form,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let code = form.require("code")?;
+    let grant = match code::redeem(&state.ephemeral, code).await? {
+        Redeemed::Fresh(grant) => grant,
+        Redeemed::Replayed { grant_id } => {
+            tracing::warn!(client_id = %client.client_id, %grant_id, "authorization code replayed: grant revoked");
+            grants::revoke(&state.db, grant_id, now).await?;
+            return Err(invalid_grant("The authorization code was already used."));
+        }
+        Redeemed::Unknown => return Err(invalid_grant("The authorization code is invalid or expired.")),
+    };
+    if grant.client_id != client.client_id {
+        return Err(invalid_grant("The authorization code was issued to another client."));
+    }
+    if form.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+        return Err(invalid_grant("redirect_uri does not match the authorization request."));
+    }
+    match (&grant.code_challenge, form.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) if verifier_matches(verifier, challenge) => {}
+        (Some(_), _) => return Err(invalid_grant("The PKCE code_verifier does not match.")),
+        (None, Some(_)) => return Err(invalid_grant("code_verifier was sent but no code_challenge was.")),
+        (None, None) => {}
+    }
+    let user = live_user(state, grant.context.user_id).await?;
+    let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
+    let expires_at = grant_expiry(state, client, &grant.scopes, &grant.context, now);
+    let row = grant_row(&grant, expires_at, now);
+    let stored_refresh = refresh.as_ref().map(|(_, hash)| NewRefreshToken { hash: hash.clone(), expires_at });
+    if let Err(err) = grants::insert_with_refresh(&state.db, row, stored_refresh).await {
+        code::restore(&state.ephemeral, code, &grant, state.config.code_ttl).await?;
+        return Err(err.into());
+    }
+    let subject = Subject { user: &user, context: &grant.context, grant_id: grant.grant_id };
+    respond(state, client, &grant.scopes, &subject, grant.nonce.as_deref(), refresh.map(|(t, _)| t), now)
+}
+
+/// How long a grant (and its refresh tokens) may live: with `offline_access` the offline
+/// lifetime, otherwise as long as the SSO session could.
+fn grant_expiry(
+    state: &AppState,
+    client: &Client,
+    scopes: &BTreeSet<String>,
+    context: &AuthContext,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    if scopes.contains("offline_access") {
+        now + client.refresh_token_ttl.unwrap_or(state.config.offline_refresh_ttl)
+    } else {
+        context.auth_time + state.config.session_max_age
+    }
+}
+
+fn grant_row(grant: &CodeGrant, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> grant::Model {
+    grant::Model {
+        id: grant.grant_id,
+        client_id: grant.client_id.clone(),
+        user_id: grant.context.user_id,
+        sid: grant.context.sid.clone(),
+        scope: grant.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+        auth_time: grant.context.auth_time,
+        amr: grant.context.amr.join(" "),
+        acr: grant.context.acr.clone(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    }
+}
+
+/// The user behind a grant, if they still exist and are enabled.
+async fn live_user(state: &AppState, user_id: uuid::Uuid) -> Result<user::Model, OAuthError> {
+    users::find_by_id(&state.db, user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| invalid_grant("The account is disabled or deleted."))
+}
+
+/// RFC 6749 §6 with rotation (RFC 9700 §4.14.2).
+async fn refresh(
+    state: &AppState,
+    client: &Client,
+    form: &Form,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = form.require("refresh_token")?;
+    let hash = refresh_token_hash(presented);
+    let Some(token) = grants::find_refresh(&state.db, &hash).await? else {
+        return Err(invalid_grant("The refresh token is invalid."));
+    };
+    let Some(grant) = grants::find(&state.db, token.grant_id).await? else {
+        return Err(invalid_grant("The refresh token is invalid."));
+    };
+    if grant.client_id != client.client_id {
+        return Err(invalid_grant("The refresh token was issued to another client."));
+    }
+    if token.used_at.is_some() {
+        tracing::warn!(client_id = %client.client_id, grant_id = %grant.id, "rotated refresh token reused: grant revoked");
+        grants::revoke(&state.db, grant.id, now).await?;
+        return Err(invalid_grant("The refresh token was already used."));
+    }
+    if !grants::is_live(&grant, now) || token.expires_at <= now {
+        return Err(invalid_grant("The refresh token has expired or was revoked."));
+    }
+    let scopes = narrowed_scopes(&grant, form.get("scope"))?;
+    let user = live_user(state, grant.user_id).await?;
+    let (new_token, new_hash) = new_refresh_token();
+    let next = NewRefreshToken { hash: new_hash, expires_at: token.expires_at };
+    if !grants::rotate_refresh(&state.db, grant.id, &hash, next, now).await? {
+        grants::revoke(&state.db, grant.id, now).await?;
+        return Err(invalid_grant("The refresh token was already used."));
+    }
+    let context = AuthContext {
+        user_id: grant.user_id,
+        sid: grant.sid.clone(),
+        auth_time: grant.auth_time,
+        amr: grant.amr.split(' ').map(str::to_owned).collect(),
+        acr: grant.acr.clone(),
+    };
+    let subject = Subject { user: &user, context: &context, grant_id: grant.id };
+    respond(state, client, &scopes, &subject, None, Some(new_token), now)
+}
+
+/// A refresh may ask for fewer scopes than the grant has, never more (RFC 6749 §6).
+fn narrowed_scopes(grant: &grant::Model, requested: Option<&str>) -> Result<BTreeSet<String>, OAuthError> {
+    let granted: BTreeSet<String> = grant.scope.split(' ').map(str::to_owned).collect();
+    let Some(requested) = requested else { return Ok(granted) };
+    let requested: BTreeSet<String> = requested.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    if !requested.is_subset(&granted) {
+        return Err(OAuthError::bad_request("invalid_scope", "A refresh cannot add scopes."));
+    }
+    Ok(requested)
+}
+
+/// RFC 6749 §4.4: an access token for the (confidential) client itself; no ID token.
+fn client_credentials(
+    state: &AppState,
+    client: &Client,
+    form: &Form,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let requested: BTreeSet<String> =
+        form.get("scope").unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    if requested.iter().any(|s| !client.allows_scope(s) || s == "openid" || s == "offline_access") {
+        return Err(OAuthError::bad_request("invalid_scope", "The client may not request these scopes."));
+    }
+    let issue = issue(state, client, &requested, now);
+    let access_token = issue.client_access_token(client.id_token_alg).map_err(internal)?;
+    Ok(base_response(access_token, issue.lifetime, &requested, None))
+}
+
+fn issue<'a>(state: &'a AppState, client: &'a Client, scopes: &'a BTreeSet<String>, now: DateTime<Utc>) -> Issue<'a> {
+    Issue {
+        keys: &state.signing_keys,
+        issuer: state.issuer(),
+        client_id: &client.client_id,
+        scopes,
+        lifetime: client.access_token_ttl.unwrap_or(state.config.access_token_ttl),
+        now,
+    }
+}
+
+fn respond(
+    state: &AppState,
+    client: &Client,
+    scopes: &BTreeSet<String>,
+    subject: &Subject<'_>,
+    nonce: Option<&str>,
+    refresh_token: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let issue = issue(state, client, scopes, now);
+    let access_token = issue.user_access_token(subject, client.id_token_alg).map_err(internal)?;
+    let id_token = issue.id_token(subject, client.id_token_alg, nonce, &access_token).map_err(internal)?;
+    let id_token: IdToken<SessionClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm> =
+        id_token.parse().map_err(|e| internal(anyhow::anyhow!("own ID token does not parse: {e}")))?;
+    let mut response = base_response(access_token, issue.lifetime, scopes, Some(id_token));
+    response.set_refresh_token(refresh_token.map(RefreshToken::new));
+    Ok(response)
+}
+
+fn base_response(
+    access_token: String,
+    lifetime: Duration,
+    scopes: &BTreeSet<String>,
+    id_token: Option<
+        IdToken<SessionClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>,
+    >,
+) -> TokenResponse {
+    let mut response = TokenResponse::new(
+        AccessToken::new(access_token),
+        CoreTokenType::Bearer,
+        IdTokenFields::new(id_token, EmptyExtraTokenFields {}),
+    );
+    response.set_expires_in(Some(&lifetime));
+    if !scopes.is_empty() {
+        response.set_scopes(Some(scopes.iter().cloned().map(Scope::new).collect()));
+    }
+    response
+}
+
+fn internal(err: anyhow::Error) -> OAuthError {
+    OAuthError::from(crate::error::AppError::Internal(err))
+}

@@ -1,0 +1,183 @@
+//! Minting tokens: ID tokens (OIDC Core §2, claims from `openidconnect`'s types), access tokens
+//! (RFC 9068 JWTs, `typ: at+jwt`) and opaque refresh tokens (stored as a SHA-256 hash).
+
+use std::{collections::BTreeSet, time::Duration};
+
+use chrono::{DateTime, Utc};
+use entity::user;
+use openidconnect::{
+    AdditionalClaims, Audience, AuthenticationContextClass, AuthenticationMethodReference, EndUserEmail, EndUserName,
+    EndUserUsername, IdTokenClaims, IssuerUrl, LocalizedClaim, Nonce, StandardClaims, SubjectIdentifier,
+    core::CoreGenderClaim,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{SigningAlg, context::AuthContext, keys::SigningKeys};
+
+/// The ID token's claims beyond the standard ones: the session id (`sid`, used by
+/// back-channel and RP-initiated logout).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionClaims {
+    pub sid: String,
+}
+
+impl AdditionalClaims for SessionClaims {}
+
+/// Latchkey's ID token claims.
+pub type LatchkeyIdTokenClaims = IdTokenClaims<SessionClaims, CoreGenderClaim>;
+
+/// An RFC 9068 access token's claims. `grant_id` names the grant behind the token, so userinfo
+/// and introspection can refuse tokens of revoked grants at once.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<Uuid>,
+}
+
+/// `typ` of access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The person and sign-in a user token is about.
+pub struct Subject<'a> {
+    pub user: &'a user::Model,
+    pub context: &'a AuthContext,
+    pub grant_id: Uuid,
+}
+
+/// What every token of one response shares.
+pub struct Issue<'a> {
+    pub keys: &'a SigningKeys,
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub scopes: &'a BTreeSet<String>,
+    pub lifetime: Duration,
+    pub now: DateTime<Utc>,
+}
+
+impl Issue<'_> {
+    fn expires(&self) -> DateTime<Utc> {
+        self.now + self.lifetime
+    }
+
+    fn scope_string(&self) -> String {
+        self.scopes.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+    }
+
+    /// An access token for a person (authorization code and refresh grants), signed with the
+    /// client's algorithm.
+    pub fn user_access_token(&self, subject: &Subject<'_>, alg: SigningAlg) -> anyhow::Result<String> {
+        let claims = AccessTokenClaims {
+            iss: self.issuer.to_owned(),
+            sub: subject.user.id.to_string(),
+            aud: self.issuer.to_owned(),
+            exp: self.expires().timestamp(),
+            iat: self.now.timestamp(),
+            jti: crate::random_token(),
+            client_id: self.client_id.to_owned(),
+            scope: self.scope_string(),
+            auth_time: Some(subject.context.auth_time.timestamp()),
+            acr: Some(subject.context.acr.clone()),
+            amr: Some(subject.context.amr.clone()),
+            sid: Some(subject.context.sid.clone()),
+            grant_id: Some(subject.grant_id),
+        };
+        self.keys.sign(alg, Some(ACCESS_TOKEN_TYP), &claims, self.now)
+    }
+
+    /// An access token for the client itself (client credentials grant): `sub` is the client.
+    pub fn client_access_token(&self, alg: SigningAlg) -> anyhow::Result<String> {
+        let claims = AccessTokenClaims {
+            iss: self.issuer.to_owned(),
+            sub: self.client_id.to_owned(),
+            aud: self.issuer.to_owned(),
+            exp: self.expires().timestamp(),
+            iat: self.now.timestamp(),
+            jti: crate::random_token(),
+            client_id: self.client_id.to_owned(),
+            scope: self.scope_string(),
+            auth_time: None,
+            acr: None,
+            amr: None,
+            sid: None,
+            grant_id: None,
+        };
+        self.keys.sign(alg, Some(ACCESS_TOKEN_TYP), &claims, self.now)
+    }
+
+    /// An ID token (OIDC Core §2, §3.1.3.6) signed with the client's algorithm.
+    pub fn id_token(
+        &self,
+        subject: &Subject<'_>,
+        alg: SigningAlg,
+        nonce: Option<&str>,
+        access_token: &str,
+    ) -> anyhow::Result<String> {
+        let issuer = IssuerUrl::new(self.issuer.to_owned())?;
+        let claims = LatchkeyIdTokenClaims::new(
+            issuer,
+            vec![Audience::new(self.client_id.to_owned())],
+            self.expires(),
+            self.now,
+            self.standard_claims(subject.user),
+            SessionClaims { sid: subject.context.sid.clone() },
+        )
+        .set_nonce(nonce.map(|n| Nonce::new(n.to_owned())))
+        .set_auth_time(Some(subject.context.auth_time))
+        .set_auth_context_ref(Some(AuthenticationContextClass::new(subject.context.acr.clone())))
+        .set_auth_method_refs(Some(
+            subject.context.amr.iter().cloned().map(AuthenticationMethodReference::new).collect(),
+        ))
+        .set_access_token_hash(Some(openidconnect::AccessTokenHash::new(super::keys::token_hash(alg, access_token))));
+        self.keys.sign(alg, Some("JWT"), &claims, self.now)
+    }
+
+    /// Profile and email claims, by granted scope (OIDC Core §5.4).
+    pub fn standard_claims(&self, user: &user::Model) -> StandardClaims<CoreGenderClaim> {
+        user_claims(user, self.scopes)
+    }
+}
+
+/// `sub` and the claims the scopes allow (ID token and userinfo share this).
+pub fn user_claims(user: &user::Model, scopes: &BTreeSet<String>) -> StandardClaims<CoreGenderClaim> {
+    let mut claims = StandardClaims::new(SubjectIdentifier::new(user.id.to_string()));
+    if scopes.contains("profile") {
+        claims = claims
+            .set_preferred_username(Some(EndUserUsername::new(user.username.clone())))
+            .set_name(Some(LocalizedClaim::from(EndUserName::new(user.display_name.clone()))));
+    }
+    if scopes.contains("email") {
+        // Latchkey does not verify addresses at sign-up (email links prove them later).
+        claims = claims.set_email(Some(EndUserEmail::new(user.email.clone()))).set_email_verified(Some(false));
+    }
+    claims
+}
+
+/// A new opaque refresh token and the hash it is stored under.
+pub fn new_refresh_token() -> (String, String) {
+    let token = crate::random_token();
+    let hash = refresh_token_hash(&token);
+    (token, hash)
+}
+
+/// The stored form of a refresh token (high-entropy, so a plain SHA-256 suffices).
+pub fn refresh_token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}

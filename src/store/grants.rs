@@ -1,0 +1,128 @@
+//! Queries over `grants` and `refresh_tokens`. A grant and its first refresh token are written
+//! in one transaction; rotation marks the old token used and stores the new one atomically, so
+//! of two racing refreshes only one can win.
+
+use chrono::{DateTime, Utc};
+use entity::{grant, refresh_token};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
+    prelude::Uuid, sea_query::Expr,
+};
+
+/// The refresh token stored with a grant: its hash and expiry.
+pub struct NewRefreshToken {
+    pub hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Stores a grant and (optionally) its first refresh token in one transaction.
+pub async fn insert_with_refresh(
+    db: &DatabaseConnection,
+    grant: grant::Model,
+    refresh: Option<NewRefreshToken>,
+) -> Result<(), DbErr> {
+    let created_at = grant.created_at;
+    let grant_id = grant.id;
+    let txn = db.begin().await?;
+    grant::Entity::insert(grant::ActiveModel::from(grant)).exec_without_returning(&txn).await?;
+    if let Some(refresh) = refresh {
+        insert_refresh(&txn, grant_id, refresh, created_at).await?;
+    }
+    txn.commit().await
+}
+
+async fn insert_refresh(
+    db: &impl ConnectionTrait,
+    grant_id: Uuid,
+    refresh: NewRefreshToken,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = refresh_token::ActiveModel {
+        token_hash: Set(refresh.hash),
+        grant_id: Set(grant_id),
+        created_at: Set(now),
+        expires_at: Set(refresh.expires_at),
+        used_at: Set(None),
+    };
+    refresh_token::Entity::insert(row).exec_without_returning(db).await.map(drop)
+}
+
+/// A grant by id.
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<grant::Model>, DbErr> {
+    grant::Entity::find_by_id(id).one(db).await
+}
+
+/// A refresh token by hash.
+pub async fn find_refresh(db: &impl ConnectionTrait, hash: &str) -> Result<Option<refresh_token::Model>, DbErr> {
+    refresh_token::Entity::find_by_id(hash.to_owned()).one(db).await
+}
+
+/// Marks `old_hash` used and stores its successor, atomically. `false` when the old token was
+/// already used (a concurrent refresh won): nothing is stored then.
+pub async fn rotate_refresh(
+    db: &DatabaseConnection,
+    grant_id: Uuid,
+    old_hash: &str,
+    new: NewRefreshToken,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    let marked = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+        .filter(refresh_token::Column::TokenHash.eq(old_hash))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if marked.rows_affected != 1 {
+        return Ok(false);
+    }
+    insert_refresh(&txn, grant_id, new, now).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Revokes one grant (every token it issued dies with it).
+pub async fn revoke(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
+    revoke_where(db, grant::Column::Id.eq(id), now).await.map(drop)
+}
+
+/// Revokes every live grant of an SSO session and returns them (for back-channel logout).
+pub async fn revoke_for_session(
+    db: &impl ConnectionTrait,
+    sid: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<grant::Model>, DbErr> {
+    revoke_where(db, grant::Column::Sid.eq(sid), now).await
+}
+
+/// Revokes every live grant of a user and returns them.
+pub async fn revoke_for_user(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<grant::Model>, DbErr> {
+    revoke_where(db, grant::Column::UserId.eq(user_id), now).await
+}
+
+async fn revoke_where(
+    db: &impl ConnectionTrait,
+    condition: sea_orm::sea_query::SimpleExpr,
+    now: DateTime<Utc>,
+) -> Result<Vec<grant::Model>, DbErr> {
+    let live =
+        grant::Entity::find().filter(condition.clone()).filter(grant::Column::RevokedAt.is_null()).all(db).await?;
+    if !live.is_empty() {
+        grant::Entity::update_many()
+            .col_expr(grant::Column::RevokedAt, Expr::value(now))
+            .filter(condition)
+            .filter(grant::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+    }
+    Ok(live)
+}
+
+/// Whether a grant is live: not revoked and not expired.
+pub fn is_live(grant: &grant::Model, now: DateTime<Utc>) -> bool {
+    grant.revoked_at.is_none() && grant.expires_at > now
+}
