@@ -10,4 +10,5 @@ mod faults;
 mod login;
 mod oidc;
 mod oidc_rules;
+mod oidc_sessions;
 mod signup;

@@ -1,0 +1,387 @@
+//! How the provider treats sessions and people: consent, prompt, acr_values, login_hint,
+//! form_post, signing algorithms, client credentials, introspection, revocation, end-session
+//! without proof, back-channel logout, and disabled users.
+
+use std::sync::{Arc, Mutex};
+
+use latchkey::oidc::clients::ClientSpec;
+use openidconnect::{
+    ClientId, IssuerUrl, Nonce,
+    core::{CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm},
+};
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+use crate::{
+    authenticator::SoftAuthenticator,
+    helpers::{Backend, Browser, TestApp, unique_name},
+    oidc::{REDIRECT_URI, authorize, first_party, register, token_request, urlencode},
+};
+
+async fn person(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String) {
+    let browser = app.browser();
+    let name = unique_name("p");
+    browser.sign_up(auth, &name, &format!("{name}@example.com"), "Pat").await;
+    (browser, name)
+}
+
+fn authorize_url(app: &TestApp, client_id: &str, extra: &str) -> String {
+    format!(
+        "{}/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&state=st&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256{extra}",
+        app.base,
+        urlencode(REDIRECT_URI)
+    )
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+fn param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test]
+async fn consent_is_asked_once_and_deny_is_access_denied() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (client_id, _) = register(&app, ClientSpec { first_party: false, ..first_party() }).await;
+    let (browser, _) = person(&app, &mut SoftAuthenticator::default()).await;
+
+    let page = browser.get(&authorize_url(&app, &client_id, "").replace(&app.base, "")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Allow Test RP?"), "{}", page.body);
+    let csrf = page.csrf_token();
+    let denied = browser.post_form("/authorize/consent", &[("csrf_token", &csrf), ("decision", "deny")]).await;
+    assert_eq!(param(denied.location(), "error").as_deref(), Some("access_denied"));
+
+    let page = browser.get(&authorize_url(&app, &client_id, "").replace(&app.base, "")).await;
+    let allowed =
+        browser.post_form("/authorize/consent", &[("csrf_token", &page.csrf_token()), ("decision", "allow")]).await;
+    assert!(param(allowed.location(), "code").is_some(), "{}", allowed.location());
+
+    let again = browser.client.get(authorize_url(&app, &client_id, "")).send().await.unwrap();
+    assert!(param(&location(&again), "code").is_some(), "consent is remembered");
+    let forced = browser.get(&authorize_url(&app, &client_id, "&prompt=consent").replace(&app.base, "")).await;
+    assert!(forced.body.contains("Allow Test RP?"), "prompt=consent asks again");
+    let wider = authorize_url(&app, &client_id, "&prompt=none").replace("scope=openid", "scope=openid%20email");
+    let silent = location(&browser.client.get(wider).send().await.unwrap());
+    assert_eq!(param(&silent, "error").as_deref(), Some("consent_required"), "a new scope needs consent: {silent}");
+}
+
+#[tokio::test]
+async fn prompt_login_max_age_and_login_hint_send_the_person_to_sign_in() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (client_id, _) = register(&app, first_party()).await;
+    let mut auth = SoftAuthenticator::default();
+    let (browser, name) = person(&app, &mut auth).await;
+
+    let silent = browser.client.get(authorize_url(&app, &client_id, "&prompt=none")).send().await.unwrap();
+    assert!(param(&location(&silent), "code").is_some(), "prompt=none with a session answers at once");
+
+    for extra in ["&prompt=login", "&max_age=0"] {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let response = browser.client.get(authorize_url(&app, &client_id, extra)).send().await.unwrap();
+        assert_eq!(location(&response), "/login", "{extra}");
+        let login = browser.get("/login").await;
+        assert!(login.body.contains("Sign in with a passkey"), "{extra}: the login shows despite the session");
+        let (status, body) = browser.answer_passkey_step(&login, &mut auth).await;
+        assert_eq!((status, body["redirect_to"].as_str()), (StatusCode::OK, Some("/authorize/resume")));
+        let resumed = browser.client.get(format!("{}/authorize/resume", app.base)).send().await.unwrap();
+        assert!(param(&location(&resumed), "code").is_some(), "{extra}: {}", location(&resumed));
+    }
+
+    let stranger = app.browser();
+    let hinted =
+        stranger.client.get(authorize_url(&app, &client_id, &format!("&login_hint={name}"))).send().await.unwrap();
+    assert_eq!(location(&hinted), "/login");
+    let login = stranger.get("/login").await;
+    assert!(login.body.contains(&format!("value=\"{name}\"")), "login_hint prefills the username step");
+}
+
+#[tokio::test]
+async fn acr_values_demand_a_device_bound_passkey() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (client_id, _) = register(&app, first_party()).await;
+    let mut synced = SoftAuthenticator { backup_eligible: true, backup_state: true, ..Default::default() };
+    let (browser, _) = person(&app, &mut synced).await;
+
+    let phr = browser.client.get(authorize_url(&app, &client_id, "&acr_values=phr&prompt=none")).send().await.unwrap();
+    assert!(param(&location(&phr), "code").is_some(), "a synced passkey is phishing-resistant");
+    let phrh =
+        browser.client.get(authorize_url(&app, &client_id, "&acr_values=phrh&prompt=none")).send().await.unwrap();
+    assert_eq!(param(&location(&phrh), "error").as_deref(), Some("unmet_authentication_requirements"));
+    let interactive = browser.client.get(authorize_url(&app, &client_id, "&acr_values=phrh")).send().await.unwrap();
+    assert_eq!(location(&interactive), "/login", "asked to sign in with a stronger passkey");
+}
+
+#[tokio::test]
+async fn form_post_and_every_signing_algorithm() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (browser, _) = person(&app, &mut SoftAuthenticator::default()).await;
+    let jwks: CoreJsonWebKeySet = reqwest::get(format!("{}/jwks.json", app.base)).await.unwrap().json().await.unwrap();
+    for (alg, core_alg) in [
+        ("RS256", CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256),
+        ("ES256", CoreJwsSigningAlgorithm::EcdsaP256Sha256),
+        ("EdDSA", CoreJwsSigningAlgorithm::EdDsa),
+    ] {
+        let spec = ClientSpec { id_token_signed_response_alg: Some(alg.into()), ..first_party() };
+        let (client_id, secret) = register(&app, spec).await;
+        let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
+        let (status, body, _) = token_request(
+            &app,
+            &client_id,
+            secret.as_deref().unwrap(),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{alg}: {body}");
+        let id_token: CoreIdToken = body["id_token"].as_str().unwrap().parse().unwrap();
+        let verifier = openidconnect::core::CoreIdTokenVerifier::new_confidential_client(
+            ClientId::new(client_id.clone()),
+            openidconnect::ClientSecret::new(secret.clone().unwrap()),
+            IssuerUrl::new(app.base.clone()).unwrap(),
+            jwks.clone(),
+        )
+        .set_allowed_algs(vec![core_alg]);
+        id_token.claims(&verifier, &Nonce::new("n1".into())).unwrap_or_else(|e| panic!("{alg}: {e}"));
+    }
+
+    let (client_id, _) = register(&app, first_party()).await;
+    let page = browser.get(&authorize_url(&app, &client_id, "&response_mode=form_post").replace(&app.base, "")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // minijinja escapes `/` in attributes as `&#x2f;`, which browsers decode.
+    assert!(page.body.contains("action=\"http:&#x2f;&#x2f;localhost:9&#x2f;callback\""), "{}", page.body);
+    assert!(page.body.contains("name=\"code\"") && page.body.contains("name=\"iss\""));
+    assert!(page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("form-action http://localhost:9"));
+}
+
+#[tokio::test]
+async fn client_credentials_introspection_and_revocation() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let spec = ClientSpec {
+        grant_types: Some(vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()]),
+        ..first_party()
+    };
+    let (client_id, secret) = register(&app, spec).await;
+    let secret = secret.unwrap();
+    let (other_id, other_secret) = register(&app, first_party()).await;
+    let (machine, _, _) =
+        token_request(&app, &client_id, &secret, &[("grant_type", "client_credentials"), ("scope", "profile")]).await;
+    assert_eq!(machine, StatusCode::OK);
+
+    let (browser, _) = person(&app, &mut SoftAuthenticator::default()).await;
+    let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
+    let (_, tokens, _) = token_request(
+        &app,
+        &client_id,
+        &secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let introspect = |id: String, secret: String, token: String| {
+        let base = app.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/introspect"))
+                .basic_auth(id, Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let active = introspect(client_id.clone(), secret.clone(), access.into()).await;
+    assert_eq!(active["active"], true);
+    assert_eq!(active["client_id"], client_id.as_str());
+    assert_eq!(introspect(client_id.clone(), secret.clone(), refresh.into()).await["token_type"], "refresh_token");
+    assert_eq!(
+        introspect(other_id.clone(), other_secret.clone().unwrap(), access.into()).await["active"],
+        false,
+        "another client learns nothing"
+    );
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let userinfo =
+        reqwest::Client::new().get(format!("{}/userinfo", app.base)).bearer_auth(id_token).send().await.unwrap();
+    assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED, "an ID token is not an access token");
+
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/revoke", app.base))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        introspect(client_id.clone(), secret.clone(), access.into()).await["active"],
+        false,
+        "revoking the refresh token ends its grant"
+    );
+    let unknown = reqwest::Client::new()
+        .post(format!("{}/revoke", app.base))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("token", "nothing")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::OK, "RFC 7009 §2.2");
+}
+
+#[tokio::test]
+async fn unproven_end_session_asks_first_and_back_channel_logout_is_delivered() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = received.clone();
+    let router = axum::Router::new().route(
+        "/backchannel",
+        axum::routing::post(move |body: String| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let spec =
+        ClientSpec { backchannel_logout_uri: Some(format!("http://127.0.0.1:{port}/backchannel")), ..first_party() };
+    let (client_id, secret) = register(&app, spec).await;
+    let (browser, _) = person(&app, &mut SoftAuthenticator::default()).await;
+    let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
+    let (_, tokens, _) = token_request(
+        &app,
+        &client_id,
+        secret.as_deref().unwrap(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+
+    let tampered = format!("{}x", id_token);
+    for query in [
+        format!("id_token_hint={tampered}&post_logout_redirect_uri={}", urlencode("http://localhost:9/signed-out")),
+        format!("id_token_hint={id_token}&post_logout_redirect_uri={}", urlencode("http://localhost:9/elsewhere")),
+        format!("client_id={client_id}&post_logout_redirect_uri={}", urlencode("http://localhost:9/signed-out")),
+    ] {
+        let page = browser.get(&format!("/end-session?{query}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{query}");
+        assert!(page.location().is_empty(), "{query}: never redirects");
+        assert!(page.body.contains("Sign out of Latchkey?"), "{query}");
+    }
+    assert_eq!(browser.get("/account").await.status, StatusCode::OK, "nothing happened without confirmation");
+
+    let page = browser
+        .get(&format!(
+            "/end-session?client_id={client_id}&post_logout_redirect_uri={}&state=s",
+            urlencode("http://localhost:9/signed-out")
+        ))
+        .await;
+    let confirmed = browser
+        .post_form(
+            "/end-session/confirm",
+            &[
+                ("csrf_token", &page.csrf_token()),
+                ("client_id", &client_id),
+                ("post_logout_redirect_uri", "http://localhost:9/signed-out"),
+                ("state", "s"),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.location(), "http://localhost:9/signed-out?state=s");
+    assert_eq!(browser.get("/account").await.location(), "/login");
+
+    let mut delivered = Vec::new();
+    for _ in 0..50 {
+        delivered = received.lock().unwrap().clone();
+        if !delivered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered.len(), 1, "one logout token for the client");
+    let token = delivered[0].strip_prefix("logout_token=").expect("form-encoded logout_token");
+    let claims = jwt_claims(token);
+    let id_claims = jwt_claims(&id_token);
+    assert_eq!(claims["sid"], id_claims["sid"]);
+    assert_eq!(claims["aud"], client_id.as_str());
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    let header = jwt_header(token);
+    assert_eq!(header["typ"], "logout+jwt");
+}
+
+#[tokio::test]
+async fn disabled_users_lose_their_tokens() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (client_id, secret) = register(&app, first_party()).await;
+    let secret = secret.unwrap();
+    let (browser, name) = person(&app, &mut SoftAuthenticator::default()).await;
+    let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
+    let (_, tokens, _) = token_request(
+        &app,
+        &client_id,
+        &secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
+    let mut row: entity::user::ActiveModel = user.into();
+    row.disabled = Set(true);
+    row.update(&app.state.db).await.unwrap();
+    let (_, refreshed, _) = token_request(
+        &app,
+        &client_id,
+        &secret,
+        &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())],
+    )
+    .await;
+    assert_eq!(refreshed["error"], "invalid_grant");
+    let info = reqwest::Client::new()
+        .get(format!("{}/userinfo", app.base))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
+}
+
+fn jwt_part(jwt: &str, index: usize) -> Value {
+    use base64::Engine;
+    let part = jwt.split('.').nth(index).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+fn jwt_claims(jwt: &str) -> Value {
+    jwt_part(jwt, 1)
+}
+
+fn jwt_header(jwt: &str) -> Value {
+    jwt_part(jwt, 0)
+}
