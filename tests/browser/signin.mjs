@@ -16,50 +16,22 @@
 // Set CHROMIUM to use another Chromium binary than /usr/bin/chromium.
 
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import fs from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
-
-const RUN_TIMEOUT_MS = 90_000;
-const STEP_TIMEOUT_MS = 10_000;
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 375, height: 740 };
+import { DESKTOP, PHONE, Run, STEP_TIMEOUT_MS, fail, localhostUrl } from "./harness.mjs";
 
 const [baseArg, shotDir] = process.argv.slice(2);
-if (!baseArg) {
-  console.error("usage: node signin.mjs http://localhost:PORT [SCREENSHOT_DIR]");
-  process.exit(2);
-}
-const base = new URL(baseArg);
-if (base.hostname !== "localhost") {
-  console.error(`the base URL must use the host name localhost (WebAuthn needs a secure context), not ${base.hostname}`);
-  process.exit(2);
-}
+const base = localhostUrl(baseArg, "usage: node signin.mjs http://localhost:PORT [SCREENSHOT_DIR]");
 const origin = base.origin;
 const url = (p) => new URL(p, base).href;
-if (shotDir) fs.mkdirSync(shotDir, { recursive: true });
 
 const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const username = `e2e-${suffix}`;
 const email = `${username}@example.com`;
 const displayName = `E2E Tester ${suffix}`;
 
-let currentStep = "start";
-let browser;
+const run = new Run({ origins: [origin], shotDir, timeoutMs: 90_000 });
+const step = (name, fn) => run.step(name, fn);
 let page;
-const problems = []; // page errors, CSP violations, requests to other origins
-
-function fail(message) {
-  throw new Error(message);
-}
-
-async function step(name, fn) {
-  currentStep = name;
-  const started = Date.now();
-  await fn();
-  if (problems.length) fail(problems.join("\n"));
-  console.log(`ok   ${name} (${Date.now() - started} ms)`);
-}
 
 let shotNumber = 0;
 /** Full-page screenshots of the current page: desktop and phone, light and dark. */
@@ -117,53 +89,12 @@ async function expectAccountPage() {
 }
 
 async function main() {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  const context = await browser.newContext({ viewport: DESKTOP, colorScheme: "light", locale: "en-GB" });
-  page = await context.newPage();
-  page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
-
-  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-  page.on("console", (msg) => {
-    const text = msg.text();
-    if (/Content Security Policy/i.test(text)) problems.push(`CSP violation: ${text}`);
-    else if (msg.type() === "error") console.log(`     (console: ${text})`);
-  });
-  page.on("request", (req) => {
-    const u = new URL(req.url());
-    if ((u.protocol === "http:" || u.protocol === "https:") && u.origin !== origin) {
-      problems.push(`request to another origin: ${req.url()}`);
-    }
-  });
+  page = await run.launch();
 
   // The virtual authenticator: a platform authenticator holding discoverable credentials.
-  const cdp = await context.newCDPSession(page);
-  await cdp.send("WebAuthn.enable", { enableUI: false });
-  const authenticator = (extra = {}) =>
-    cdp.send("WebAuthn.addVirtualAuthenticator", {
-      options: {
-        protocol: "ctap2",
-        transport: "internal",
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-        ...extra,
-      },
-    });
-  let active = (await authenticator()).authenticatorId;
+  const authenticator = (extra = {}) => run.addAuthenticator(extra);
+  let active = await authenticator();
+  const cdp = run.cdp;
   // With automatic presence on, Chromium answers the username step's conditional (autofill)
   // request at once, as if the person picked the passkey from the autofill list. Steps that
   // need the username step to stay put switch presence off first; a request that is already
@@ -237,7 +168,7 @@ async function main() {
   await step("add a second passkey on another authenticator", async () => {
     // The first authenticator would refuse: its credential is in excludeCredentials.
     await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId: active });
-    active = (await authenticator({ defaultBackupEligibility: true, defaultBackupState: true })).authenticatorId;
+    active = await authenticator({ defaultBackupEligibility: true, defaultBackupState: true });
     await button("Add a passkey").click();
     await expectCount(passkeyItems(), 2, "passkeys after adding one");
     await expectCount(passkeyItems().filter({ hasText: "Synced" }), 1, "synced passkeys");
@@ -306,7 +237,7 @@ async function main() {
   await step("a passkey Latchkey does not know: the server's message, page usable", async () => {
     // A fresh authenticator holding only a credential the server never registered.
     await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId: active });
-    active = (await authenticator({ automaticPresenceSimulation: false })).authenticatorId;
+    active = await authenticator({ automaticPresenceSimulation: false });
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     await cdp.send("WebAuthn.addCredential", {
       authenticatorId: active,
@@ -343,32 +274,4 @@ async function main() {
   });
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`FAILED at step "${currentStep}": the run took longer than ${RUN_TIMEOUT_MS / 1000} s`);
-  process.exit(1);
-}, RUN_TIMEOUT_MS);
-
-const started = Date.now();
-try {
-  await main();
-  console.log(`all steps passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  await browser.close();
-  clearTimeout(watchdog);
-  process.exit(0);
-} catch (err) {
-  console.error(`FAILED at step "${currentStep}": ${err && err.message ? err.message : err}`);
-  if (page) {
-    console.error(`     page: ${page.url()}`);
-    const status = await page.locator('[role="status"], [role="alert"]').allTextContents().catch(() => []);
-    const texts = status.map((t) => t.trim()).filter(Boolean);
-    if (texts.length) console.error(`     messages on the page: ${texts.join(" | ")}`);
-    if (shotDir) {
-      await page.setViewportSize(DESKTOP).catch(() => {});
-      await page.emulateMedia({ colorScheme: "light" }).catch(() => {});
-      await page.screenshot({ path: path.join(shotDir, "failure.png"), fullPage: true }).catch(() => {});
-    }
-  }
-  if (browser) await browser.close().catch(() => {});
-  clearTimeout(watchdog);
-  process.exit(1);
-}
+await run.execute(main);
