@@ -216,7 +216,7 @@ async fn insert_user_with_passkey(
 }
 
 /// Turns a unique-constraint violation into a 409 naming the field; anything else passes on.
-fn conflict_or(err: sea_orm::DbErr) -> AppError {
+pub(crate) fn conflict_or(err: sea_orm::DbErr) -> AppError {
     match store::unique_violation(&err) {
         Some(detail) if detail.contains("username") => {
             AppError::Conflict { field: "username", message: taken_message("username") }
@@ -291,9 +291,16 @@ pub async fn rename_passkey(state: &AppState, user_id: Uuid, passkey_id: Uuid, n
     Ok(())
 }
 
-/// Deletes one of the user's passkeys, never the last one: without another way in, the
-/// person would be locked out. The user row is locked so two deletes cannot both pass.
-pub async fn delete_passkey(state: &AppState, user_id: Uuid, passkey_id: Uuid) -> Result<(), AppError> {
+/// Deletes one of the signed-in person's passkeys, never the last one: without another way in,
+/// the person would be locked out. The user row is locked so two deletes cannot both pass.
+/// An email session cannot delete passkeys (it would let a mailbox take over the account).
+pub async fn delete_passkey(state: &AppState, session: &Session, passkey_id: Uuid) -> Result<(), AppError> {
+    if !session.is_passkey() {
+        return Err(AppError::Forbidden(
+            "Deleting a passkey needs a passkey sign-in. Sign out, then sign in with a passkey.".into(),
+        ));
+    }
+    let user_id = session.user_id;
     let txn = state.db.begin().await?;
     users::find_by_id_for_update(&txn, user_id).await?;
     if passkeys::count_for_user(&txn, user_id).await? <= 1 {

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::{
     config::Config,
     ephemeral::{Ephemeral, memory::MemoryStore, redis::RedisStore},
+    mail::Mailer,
     oidc::{
         clients::{self, ClientSecrets},
         discovery,
@@ -48,6 +49,7 @@ pub struct AppInner {
     pub discovery: (Bytes, String),
     /// Outgoing HTTP (back-channel logout), with short timeouts.
     pub http: reqwest::Client,
+    pub mailer: Mailer,
     issuer: String,
 }
 
@@ -96,6 +98,7 @@ impl AppState {
             .connect_timeout(Duration::from_secs(3))
             .build()
             .context("building the HTTP client")?;
+        let (config_smtp, config_from) = (config.smtp_url.clone(), config.mail_from.clone());
         Ok(AppState(Arc::new(AppInner {
             config,
             db,
@@ -107,6 +110,7 @@ impl AppState {
             client_secrets,
             discovery: (Bytes::from(discovery), etag),
             http,
+            mailer: Mailer::new(config_smtp.as_deref(), &config_from)?,
             issuer,
         })))
     }

@@ -49,6 +49,20 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// Lifetime of refresh tokens without `offline_access` is the SSO session's; with it, this.
     pub offline_refresh_ttl: Duration,
+    /// Bearer token of the admin API; `None` turns the admin API off (every path answers 404).
+    pub admin_token: Option<String>,
+    /// SMTP server for email links; `None` writes messages to the log instead.
+    pub smtp_url: Option<String>,
+    /// Sender of Latchkey's email.
+    pub mail_from: String,
+    /// Whether people may sign in with an emailed link.
+    pub email_login: bool,
+    /// Lifetime of emailed sign-in links.
+    pub email_link_ttl: Duration,
+    /// Default lifetime of enrollment links.
+    pub enrollment_ttl: Duration,
+    /// Whether rate limits apply.
+    pub rate_limits: bool,
 }
 
 /// A configuration variable that could not be used.
@@ -108,6 +122,22 @@ impl Config {
             code_ttl: parse_duration(get, "LATCHKEY_CODE_TTL", "60s")?,
             access_token_ttl: parse_duration(get, "LATCHKEY_ACCESS_TOKEN_TTL", "10m")?,
             offline_refresh_ttl: parse_duration(get, "LATCHKEY_OFFLINE_REFRESH_TTL", "30d")?,
+            admin_token: match get("LATCHKEY_ADMIN_TOKEN") {
+                Some(token) if token.len() < 32 => {
+                    return Err(invalid("LATCHKEY_ADMIN_TOKEN", "must be at least 32 characters".into()));
+                }
+                token => token.map(str::to_owned),
+            },
+            smtp_url: get("LATCHKEY_SMTP_URL").map(str::to_owned),
+            mail_from: get("LATCHKEY_MAIL_FROM").unwrap_or("Latchkey <latchkey@localhost>").to_owned(),
+            email_login: parse_bool(get, "LATCHKEY_EMAIL_LOGIN", true)?,
+            email_link_ttl: parse_duration(get, "LATCHKEY_EMAIL_LINK_TTL", "15m")?,
+            enrollment_ttl: parse_duration(get, "LATCHKEY_ENROLLMENT_TTL", "24h")?,
+            rate_limits: match get("LATCHKEY_RATE_LIMITS").unwrap_or("on") {
+                "on" => true,
+                "off" => false,
+                other => return Err(invalid("LATCHKEY_RATE_LIMITS", format!("'{other}' is not on or off"))),
+            },
         })
     }
 

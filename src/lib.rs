@@ -12,12 +12,16 @@
 pub mod accounts;
 pub mod app;
 pub mod config;
+pub mod email_login;
+pub mod enrollment;
 pub mod ephemeral;
 pub mod error;
 pub mod http;
 pub mod login;
+pub mod mail;
 pub mod oidc;
 pub mod passkey;
+pub mod ratelimit;
 pub mod session;
 pub mod store;
 

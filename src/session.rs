@@ -22,6 +22,9 @@ use crate::{
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     Passkey,
+    /// An emailed one-time link: weaker (not phishing-resistant); it may add a passkey and
+    /// finish a sign-in in progress, but account changes ask for a passkey sign-in.
+    Email,
 }
 
 /// A signed-in browser.
@@ -51,6 +54,26 @@ impl Session {
             backup_eligible,
             renewed_at: now,
         }
+    }
+}
+
+impl Session {
+    /// A session opened by an emailed sign-in link at `now`.
+    pub fn email(user_id: Uuid, now: DateTime<Utc>) -> Self {
+        Session {
+            sid: random_token(),
+            user_id,
+            auth_time: now,
+            method: AuthMethod::Email,
+            user_verified: false,
+            backup_eligible: false,
+            renewed_at: now,
+        }
+    }
+
+    /// Whether this session proved possession of a passkey (needed for account changes).
+    pub fn is_passkey(&self) -> bool {
+        self.method == AuthMethod::Passkey
     }
 }
 

@@ -79,6 +79,21 @@ impl EphemeralStore for MemoryStore {
     async fn ping(&self) -> Result<(), EphemeralError> {
         Ok(())
     }
+
+    async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), EphemeralError> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        let (count, expires) = match entries.map.get(key).filter(|(_, expires)| *expires > now) {
+            Some((value, expires)) => (decode_count(value) + 1, *expires),
+            None => (1, now + window),
+        };
+        entries.map.insert(key.to_owned(), (count.to_be_bytes().to_vec(), expires));
+        Ok((count, expires - now))
+    }
+}
+
+fn decode_count(value: &[u8]) -> u64 {
+    value.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub trait EphemeralStore: Send + Sync {
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
     /// Removes `key` if present.
     async fn delete(&self, key: &str) -> Result<(), EphemeralError>;
+    /// Adds one to the counter under `key` (created at 1 with a lifetime of `window`, which
+    /// later increments do not extend) and returns the new count and its remaining lifetime.
+    async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), EphemeralError>;
     /// Checks that the store answers (for readiness).
     async fn ping(&self) -> Result<(), EphemeralError>;
 }
@@ -75,6 +78,11 @@ impl Ephemeral {
     pub async fn ping(&self) -> Result<(), EphemeralError> {
         self.0.ping().await
     }
+
+    /// Counts an event in a fixed window (rate limits).
+    pub async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), EphemeralError> {
+        self.0.increment(key, window).await
+    }
 }
 
 fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<T>, EphemeralError> {
@@ -107,6 +115,12 @@ pub(crate) mod contract {
         });
         let winners = futures_join(takers).await.into_iter().filter(Option::is_some).count();
         assert_eq!(winners, 1, "exactly one racer takes the value");
+
+        let counter = format!("{prefix}contract:counter");
+        assert_eq!(store.increment(&counter, Duration::from_secs(60)).await.unwrap().0, 1);
+        let (count, left) = store.increment(&counter, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(count, 2);
+        assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50));
 
         store.put(&key, b"two".to_vec(), Duration::from_secs(60)).await.unwrap();
         store.delete(&key).await.unwrap();

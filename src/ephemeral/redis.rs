@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::{
-    prelude::{Builder, Client, ClientLike, Config, Expiration, KeysInterface},
+    prelude::{Builder, Client, ClientLike, Config, Expiration, KeysInterface, LuaInterface},
     types::config::{ConnectionConfig, PerformanceConfig},
 };
 
@@ -73,7 +73,21 @@ impl EphemeralStore for RedisStore {
     async fn ping(&self) -> Result<(), EphemeralError> {
         self.client.ping::<()>(None).await.map_err(unavailable)
     }
+
+    async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), EphemeralError> {
+        // One round trip, atomic: INCR, start the window on the first count, report what is left.
+        let millis = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
+        let (count, left): (u64, i64) =
+            self.client.eval(INCREMENT_SCRIPT, vec![self.key(key)], vec![millis]).await.map_err(unavailable)?;
+        Ok((count, Duration::from_millis(u64::try_from(left).unwrap_or(0))))
+    }
 }
+
+const INCREMENT_SCRIPT: &str = r#"
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {count, redis.call('PTTL', KEYS[1])}
+"#;
 
 #[cfg(test)]
 mod tests {

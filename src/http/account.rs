@@ -45,6 +45,8 @@ pub async fn page(
         Some("deleted") => Some("Passkey deleted."),
         _ => None,
     };
+    let notice = notice.or((!me.session.is_passkey())
+        .then_some("You signed in with an email link. Add a passkey for this device, so next time you need no email."));
     Ok(account_page(&state, &me, &csrf, notice, None, StatusCode::OK).await?)
 }
 
@@ -111,9 +113,11 @@ pub async fn delete_post(
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let me = require_page_session(&jar, &state).await?;
-    match accounts::delete_passkey(&state, me.user.id, id).await {
+    match accounts::delete_passkey(&state, &me.session, id).await {
         Ok(()) => Ok(Redirect::to("/account?notice=deleted").into_response()),
-        Err(err @ AppError::Conflict { .. }) => Ok(account_error(&state, &me, &csrf, err).await?),
+        Err(err @ (AppError::Conflict { .. } | AppError::Forbidden(_))) => {
+            Ok(account_error(&state, &me, &csrf, err).await?)
+        }
         Err(err) => Err(err.into()),
     }
 }

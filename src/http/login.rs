@@ -140,7 +140,7 @@ pub async fn switch_user(State(state): State<AppState>, jar: CookieJar, private:
 }
 
 /// The remembered user, if the cookie is present and decrypts (an edited cookie does not).
-fn remembered_user(private: &PrivateCookieJar, state: &AppState) -> Option<RememberedUser> {
+pub fn remembered_user(private: &PrivateCookieJar, state: &AppState) -> Option<RememberedUser> {
     let cookie = private.get(&cookies::name(cookies::REMEMBER, state.config.is_https()))?;
     serde_json::from_str(cookie.value()).ok()
 }
@@ -165,6 +165,7 @@ fn passkey_step(
         context! {
             csrf_token => csrf.token(),
             greeting => step.greeting,
+            email_login => state.config.email_login,
             passkey_options => json_for_script(&step.options),
         },
     )?;

@@ -9,6 +9,8 @@ mod assets;
 mod ceremony_answer;
 pub mod cookies;
 mod csrf;
+mod email;
+mod enroll;
 mod extract;
 mod health;
 mod login;
@@ -56,6 +58,10 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(login::page).post(login::username_post))
         .route("/login/passkey", post(login::passkey_post))
         .route("/login/switch-user", get(login::switch_user))
+        .route("/login/email", post(email::request_post))
+        .route("/login/email/{token}", get(email::link_page).post(email::link_post))
+        .route("/enroll/{token}", get(enroll::page).post(enroll::finish_post))
+        .route("/enroll/{token}/options", post(enroll::options_post))
         .route("/signup", get(signup::page).post(signup::form_post))
         .route("/signup/passkey", post(signup::passkey_post))
         .route("/account", get(account::page))

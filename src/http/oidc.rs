@@ -114,9 +114,10 @@ async fn authorize(
 /// `GET /authorize/resume`: continues the browser's pending request after sign-in.
 pub async fn resume(State(state): State<AppState>, jar: CookieJar, csrf: Csrf) -> Result<Response, PageError> {
     let Some((pending, client)) = pending_request(&state, &jar).await? else {
-        return Err(PageError(AppError::BadRequest(
-            "This sign-in request has expired. Go back to the application and start again.".into(),
-        )));
+        // The application's request expired or was answered already: the person is signed
+        // in all the same, so show their account rather than an error.
+        let jar = jar.add(cookies::removal(cookies::AUTHZ, state.config.is_https()));
+        return Ok((jar, Redirect::to("/account")).into_response());
     };
     continue_request(&state, jar, &csrf, &pending, &client, false).await
 }

@@ -28,6 +28,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("consent.html", include_str!("../../templates/consent.html")),
         ("form_post.html", include_str!("../../templates/form_post.html")),
         ("end_session.html", include_str!("../../templates/end_session.html")),
+        ("enroll.html", include_str!("../../templates/enroll.html")),
+        ("email_link.html", include_str!("../../templates/email_link.html")),
+        ("email/sign_in.txt", include_str!("../../templates/email/sign_in.txt")),
+        ("email/sign_in.html", include_str!("../../templates/email/sign_in.html")),
     ] {
         env.add_template(name, source).expect("embedded templates parse");
     }
@@ -36,11 +40,15 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 
 /// Renders a page with the given status.
 pub fn render(status: StatusCode, name: &str, context: minijinja::Value) -> Result<Response, AppError> {
-    let html = TEMPLATES
+    Ok((status, Html(render_text(name, context)?)).into_response())
+}
+
+/// Renders a template to a string (email bodies).
+pub fn render_text(name: &str, context: minijinja::Value) -> Result<String, AppError> {
+    TEMPLATES
         .get_template(name)
         .and_then(|t| t.render(context))
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering {name}: {e:#}")))?;
-    Ok((status, Html(html)).into_response())
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering {name}: {e:#}")))
 }
 
 /// An error on a page request, rendered as the error page rather than JSON.

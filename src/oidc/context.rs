@@ -11,6 +11,9 @@ pub const ACR_PHR: &str = "phr";
 /// `acr` of a passkey sign-in with a device-bound passkey: phishing-resistant, hardware-bound.
 pub const ACR_PHRH: &str = "phrh";
 
+/// `acr` of a sign-in by emailed link: not phishing-resistant.
+pub const ACR_EMAIL: &str = "urn:latchkey:acr:email";
+
 /// The authentication facts tokens carry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthContext {
@@ -33,6 +36,7 @@ impl AuthContext {
                 }
                 (amr, if session.backup_eligible { ACR_PHR } else { ACR_PHRH })
             }
+            AuthMethod::Email => (vec!["otp"], ACR_EMAIL),
         };
         AuthContext {
             user_id: session.user_id,
@@ -82,6 +86,14 @@ mod tests {
         assert!(bound.meets_acr(&phr) && bound.meets_acr(&phrh));
         assert!(synced.meets_acr(&phr) && !synced.meets_acr(&phrh));
         assert!(synced.meets_acr(&["urn:other".to_owned()]));
+    }
+
+    #[test]
+    fn email_sessions_are_not_phishing_resistant() {
+        let email = AuthContext::of(&Session::email(uuid::Uuid::nil(), Utc::now()));
+        assert_eq!((email.amr.join(" "), email.acr.as_str()), ("otp".into(), ACR_EMAIL));
+        assert!(!email.meets_acr(&["phr".to_owned()]));
+        assert!(email.meets_acr(&[]));
     }
 
     #[test]

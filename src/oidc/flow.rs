@@ -13,7 +13,12 @@ use super::{
     context::AuthContext,
     pending::Pending,
 };
-use crate::{app::AppState, error::AppError, session::Session, store::consents};
+use crate::{
+    app::AppState,
+    error::AppError,
+    session::Session,
+    store::{consents, passkeys},
+};
 
 /// What the person's browser must do next.
 pub enum Next {
@@ -83,10 +88,15 @@ pub async fn decide(
 ) -> Result<Next, AppError> {
     let request = &pending.request;
     if !session_satisfies(pending, session, now) {
-        if request.prompt != Prompt::None {
+        let unmet_acr = session.is_some_and(|s| !AuthContext::of(s).meets_acr(&request.acr_values));
+        // A person without a passkey cannot meet a passkey demand by signing in again.
+        let cannot_meet = match session {
+            Some(s) if unmet_acr => passkeys::count_for_user(&state.db, s.user_id).await? == 0,
+            _ => false,
+        };
+        if request.prompt != Prompt::None && !cannot_meet {
             return Ok(Next::SignIn);
         }
-        let unmet_acr = session.is_some_and(|s| !AuthContext::of(s).meets_acr(&request.acr_values));
         let error = if unmet_acr {
             client_error(request, "unmet_authentication_requirements", "A phishing-resistant sign-in is required.")
         } else {

@@ -6,9 +6,11 @@ mod helpers;
 
 mod account;
 mod browser;
+mod email;
 mod faults;
 mod login;
 mod oidc;
 mod oidc_rules;
 mod oidc_sessions;
 mod signup;
+mod smtp_sink;

@@ -1,0 +1,127 @@
+//! Enrollment links: a one-time URL (`{issuer}/enroll/{token}`) an administrator gives a person
+//! so they can create a passkey for their account and be signed in — how accounts get their
+//! first passkey when sign-up is closed.
+//!
+//! The token is 256 random bits, kept in the ephemeral store under its SHA-256 only. Opening the
+//! page never consumes it (mail scanners prefetch links); creating the passkey does, with an
+//! atomic take, so of two concurrent redemptions exactly one succeeds.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use webauthn_rs::prelude::RegisterPublicKeyCredential;
+
+use crate::{
+    accounts::{RegistrationFailure, StartedRegistration},
+    app::AppState,
+    error::AppError,
+    passkey::{
+        CeremonyError,
+        ceremony::{self, Ceremony},
+    },
+    random_token,
+    session::{self, Session},
+    store::{passkeys, users},
+};
+
+/// A link as given to the administrator.
+#[derive(Clone, Debug, Serialize)]
+pub struct IssuedLink {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Enrollment {
+    user_id: Uuid,
+}
+
+fn key(token: &str) -> String {
+    let digest: String = Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("enroll:{digest}")
+}
+
+/// Issues a link for `user_id`, valid for `ttl` (default `LATCHKEY_ENROLLMENT_TTL`).
+pub async fn issue_link(
+    state: &AppState,
+    user_id: Uuid,
+    ttl: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Result<IssuedLink, AppError> {
+    if users::find_by_id(&state.db, user_id).await?.is_none() {
+        return Err(AppError::NotFound("No such user.".into()));
+    }
+    let ttl = ttl.unwrap_or(state.config.enrollment_ttl);
+    if ttl.is_zero() || ttl > Duration::from_secs(30 * 86400) {
+        return Err(AppError::Unprocessable("ttl_seconds must be between 1 and 2592000 (30 days).".into()));
+    }
+    let token = random_token();
+    state.ephemeral.put_json(&key(&token), &Enrollment { user_id }, ttl).await?;
+    tracing::info!(%user_id, "enrollment link issued");
+    Ok(IssuedLink { url: format!("{}/enroll/{token}", state.issuer()), expires_at: now + ttl })
+}
+
+/// The enabled user a still-valid link is for, without consuming it.
+pub async fn peek(state: &AppState, token: &str) -> Result<Option<entity::user::Model>, AppError> {
+    let Some(enrollment) = state.ephemeral.get_json::<Enrollment>(&key(token)).await? else {
+        return Ok(None);
+    };
+    Ok(users::find_by_id(&state.db, enrollment.user_id).await?.filter(|u| !u.disabled))
+}
+
+/// Starts the passkey registration for the link's user.
+pub async fn start(state: &AppState, token: &str) -> Result<Option<StartedRegistration>, AppError> {
+    let Some(user) = peek(state, token).await? else { return Ok(None) };
+    let existing = passkeys::list_for_user(&state.db, user.id).await?;
+    let exclude = crate::login::parse_all(&existing).iter().map(|k| k.cred_id().clone()).collect();
+    let (options, reg_state) = state
+        .passkeys
+        .start_registration(user.id, &user.username, &user.display_name, exclude)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("starting registration: {e}")))?;
+    let ceremony = Ceremony::AddPasskey { user_id: user.id, state: reg_state };
+    let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
+    Ok(Some(StartedRegistration { options, ceremony_id }))
+}
+
+/// A redeemed link: the person's new session.
+pub struct Enrolled {
+    pub user: entity::user::Model,
+    pub session_id: String,
+}
+
+/// Verifies the new passkey, then consumes the link (atomically) and stores the passkey.
+pub async fn finish(
+    state: &AppState,
+    token: &str,
+    ceremony_id: &str,
+    response: &RegisterPublicKeyCredential,
+    now: DateTime<Utc>,
+) -> Result<Result<Enrolled, RegistrationFailure>, AppError> {
+    let expired = || Ok(Err(RegistrationFailure { error: CeremonyError::Expired, retry: None }));
+    let Some(Ceremony::AddPasskey { user_id, state: reg_state }) =
+        ceremony::take(&state.ephemeral, ceremony_id).await?
+    else {
+        return expired();
+    };
+    let new_passkey = match state.passkeys.finish_registration(response, &reg_state) {
+        Ok(passkey) => passkey,
+        Err(error) => return Ok(Err(RegistrationFailure { error, retry: start(state, token).await? })),
+    };
+    // The link is consumed only now, by whoever gets here first.
+    match state.ephemeral.take_json::<Enrollment>(&key(token)).await? {
+        Some(enrollment) if enrollment.user_id == user_id => {}
+        _ => return expired(),
+    }
+    let Some(user) = users::find_by_id(&state.db, user_id).await?.filter(|u| !u.disabled) else {
+        return expired();
+    };
+    let backup_eligible = new_passkey.backup_eligible;
+    passkeys::insert(&state.db, user.id, new_passkey, now).await.map_err(crate::accounts::conflict_or)?;
+    let session = Session::passkey(user.id, true, backup_eligible, now);
+    let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
+    tracing::info!(user_id = %user.id, "enrollment link redeemed");
+    Ok(Ok(Enrolled { user, session_id }))
+}

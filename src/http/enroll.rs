@@ -1,0 +1,73 @@
+//! Enrollment pages: `GET /enroll/{token}` (never consumes the link), `POST
+//! /enroll/{token}/options` (creation options) and `POST /enroll/{token}` (the new passkey;
+//! consumes the link and signs the person in).
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use axum_extra::extract::{CookieJar, PrivateCookieJar};
+use chrono::Utc;
+use minijinja::context;
+use webauthn_rs::prelude::RegisterPublicKeyCredential;
+
+use super::{
+    ceremony_answer, cookies,
+    extract::{SameOriginJson, ceremony_id},
+    login::{after_sign_in, remember},
+    pages::{PageError, render},
+};
+use crate::{app::AppState, enrollment, error::AppError, login::RememberedUser};
+
+fn unusable() -> AppError {
+    AppError::NotFound(
+        "This enrollment link is not valid: it was used already or has expired. Ask your administrator for a new one."
+            .into(),
+    )
+}
+
+/// `GET /enroll/{token}`.
+pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, PageError> {
+    let user = enrollment::peek(&state, &token).await?.ok_or_else(unusable)?;
+    Ok(render(StatusCode::OK, "enroll.html", context! { display_name => user.display_name, token => token })?)
+}
+
+/// `POST /enroll/{token}/options`.
+pub async fn options_post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(token): Path<String>,
+    SameOriginJson(_): SameOriginJson<serde_json::Value>,
+) -> Result<Response, AppError> {
+    let started = enrollment::start(&state, &token).await?.ok_or_else(unusable)?;
+    let jar = ceremony_answer::with_ceremony(jar, &state, started.ceremony_id);
+    Ok((jar, Json(started.options)).into_response())
+}
+
+/// `POST /enroll/{token}`.
+pub async fn finish_post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    private: PrivateCookieJar,
+    Path(token): Path<String>,
+    SameOriginJson(response): SameOriginJson<RegisterPublicKeyCredential>,
+) -> Result<Response, AppError> {
+    let ceremony = ceremony_id(&jar, &state);
+    match enrollment::finish(&state, &token, &ceremony, &response, Utc::now()).await? {
+        Ok(enrolled) => {
+            let https = state.config.is_https();
+            let jar = jar
+                .add(cookies::build(cookies::SESSION, enrolled.session_id, Some(state.config.session_max_age), https))
+                .add(cookies::removal(cookies::CEREMONY, https));
+            let remembered = RememberedUser { name: enrolled.user.username_normalized.clone(), signed_in: true };
+            let next = after_sign_in(&jar, &state);
+            Ok((jar, remember(private, &state, &remembered), ceremony_answer::verified(next)).into_response())
+        }
+        Err(failure) => {
+            let retry = failure.retry.map(|s| (s.options, s.ceremony_id));
+            Ok(ceremony_answer::failed(&state, jar, failure.error, retry))
+        }
+    }
+}

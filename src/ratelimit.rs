@@ -1,0 +1,28 @@
+//! Fixed-window rate limits kept in the ephemeral store, so they hold across replicas.
+//! `LATCHKEY_RATE_LIMITS=off` turns them off (benchmarks, load tests).
+
+use std::time::Duration;
+
+use crate::{app::AppState, ephemeral::EphemeralError};
+
+/// One limit: at most `max` events per `window` for a key.
+#[derive(Clone, Copy, Debug)]
+pub struct Limit {
+    pub name: &'static str,
+    pub max: u64,
+    pub window: Duration,
+}
+
+/// Email sign-in links per account: a handful per hour.
+pub const EMAIL_LINK_PER_USER: Limit = Limit { name: "email-user", max: 5, window: Duration::from_secs(3600) };
+/// Email sign-in links per client address: generous, so one office behind a NAT is fine.
+pub const EMAIL_LINK_PER_IP: Limit = Limit { name: "email-ip", max: 100, window: Duration::from_secs(3600) };
+
+/// Counts one event for `subject` under `limit`; `Err(retry_after)` once over the limit.
+pub async fn check(state: &AppState, limit: Limit, subject: &str) -> Result<Result<(), Duration>, EphemeralError> {
+    if !state.config.rate_limits {
+        return Ok(Ok(()));
+    }
+    let (count, left) = state.ephemeral.increment(&format!("rate:{}:{subject}", limit.name), limit.window).await?;
+    Ok(if count > limit.max { Err(left.max(Duration::from_secs(1))) } else { Ok(()) })
+}
