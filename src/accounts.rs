@@ -229,6 +229,31 @@ pub(crate) fn conflict_or(err: sea_orm::DbErr) -> AppError {
     }
 }
 
+/// Why an account could not be created without a passkey (admin API, command line).
+#[derive(Debug)]
+pub enum CreateUserError {
+    Invalid(FieldErrors),
+    Taken(&'static str, String),
+    Storage(AppError),
+}
+
+/// Creates an account without a passkey; its person gets one through an enrollment link.
+pub async fn create_user(
+    db: &impl sea_orm::ConnectionTrait,
+    form: &SignupForm,
+    now: DateTime<Utc>,
+) -> Result<user::Model, CreateUserError> {
+    let new_user = form.validate().map_err(CreateUserError::Invalid)?;
+    let storage = |e: sea_orm::DbErr| CreateUserError::Storage(e.into());
+    if let Some(field) = users::taken_field(db, &new_user.username, &new_user.email).await.map_err(storage)? {
+        return Err(CreateUserError::Taken(field, taken_message(field)));
+    }
+    users::insert(db, &new_user, now).await.map_err(|err| match conflict_or(err) {
+        AppError::Conflict { field, message } => CreateUserError::Taken(field, message),
+        other => CreateUserError::Storage(other),
+    })
+}
+
 /// Starts adding a passkey for a signed-in user, excluding the ones already registered.
 pub async fn start_add_passkey(state: &AppState, user: &user::Model) -> Result<StartedRegistration, AppError> {
     let existing = passkeys::list_for_user(&state.db, user.id).await?;

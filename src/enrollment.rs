@@ -2,14 +2,16 @@
 //! so they can create a passkey for their account and be signed in — how accounts get their
 //! first passkey when sign-up is closed.
 //!
-//! The token is 256 random bits, kept in the ephemeral store under its SHA-256 only. Opening the
-//! page never consumes it (mail scanners prefetch links); creating the passkey does, with an
-//! atomic take, so of two concurrent redemptions exactly one succeeds.
+//! The token is 256 random bits, kept in the database under its SHA-256 only (links live a day
+//! and the command line creates them, so they must outlive any one process). Opening the page
+//! never consumes it (mail scanners prefetch links); creating the passkey does, with a
+//! conditional update, so of two concurrent redemptions exactly one succeeds.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
@@ -24,7 +26,7 @@ use crate::{
     },
     random_token,
     session::{self, Session},
-    store::{passkeys, users},
+    store::{enrollment_links, passkeys, users},
 };
 
 /// A link as given to the administrator.
@@ -34,14 +36,8 @@ pub struct IssuedLink {
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Enrollment {
-    user_id: Uuid,
-}
-
-fn key(token: &str) -> String {
-    let digest: String = Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    format!("enroll:{digest}")
+fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Issues a link for `user_id`, valid for `ttl` (default `LATCHKEY_ENROLLMENT_TTL`).
@@ -51,25 +47,35 @@ pub async fn issue_link(
     ttl: Option<Duration>,
     now: DateTime<Utc>,
 ) -> Result<IssuedLink, AppError> {
-    if users::find_by_id(&state.db, user_id).await?.is_none() {
+    issue_link_in(&state.db, state.issuer(), user_id, ttl.unwrap_or(state.config.enrollment_ttl), now).await
+}
+
+/// [`issue_link`] with only a database: the command line's way, for a first admin.
+pub async fn issue_link_in(
+    db: &DatabaseConnection,
+    issuer: &str,
+    user_id: Uuid,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<IssuedLink, AppError> {
+    if users::find_by_id(db, user_id).await?.is_none() {
         return Err(AppError::NotFound("No such user.".into()));
     }
-    let ttl = ttl.unwrap_or(state.config.enrollment_ttl);
     if ttl.is_zero() || ttl > Duration::from_secs(30 * 86400) {
         return Err(AppError::Unprocessable("ttl_seconds must be between 1 and 2592000 (30 days).".into()));
     }
     let token = random_token();
-    state.ephemeral.put_json(&key(&token), &Enrollment { user_id }, ttl).await?;
+    enrollment_links::insert(db, hash(&token), user_id, now + ttl, now).await?;
     tracing::info!(%user_id, "enrollment link issued");
-    Ok(IssuedLink { url: format!("{}/enroll/{token}", state.issuer()), expires_at: now + ttl })
+    Ok(IssuedLink { url: format!("{issuer}/enroll/{token}"), expires_at: now + ttl })
 }
 
 /// The enabled user a still-valid link is for, without consuming it.
 pub async fn peek(state: &AppState, token: &str) -> Result<Option<entity::user::Model>, AppError> {
-    let Some(enrollment) = state.ephemeral.get_json::<Enrollment>(&key(token)).await? else {
+    let Some(user_id) = enrollment_links::usable_user(&state.db, &hash(token), Utc::now()).await? else {
         return Ok(None);
     };
-    Ok(users::find_by_id(&state.db, enrollment.user_id).await?.filter(|u| !u.disabled))
+    Ok(users::find_by_id(&state.db, user_id).await?.filter(|u| !u.disabled))
 }
 
 /// Starts the passkey registration for the link's user.
@@ -110,16 +116,17 @@ pub async fn finish(
         Ok(passkey) => passkey,
         Err(error) => return Ok(Err(RegistrationFailure { error, retry: start(state, token).await? })),
     };
-    // The link is consumed only now, by whoever gets here first.
-    match state.ephemeral.take_json::<Enrollment>(&key(token)).await? {
-        Some(enrollment) if enrollment.user_id == user_id => {}
-        _ => return expired(),
-    }
     let Some(user) = users::find_by_id(&state.db, user_id).await?.filter(|u| !u.disabled) else {
         return expired();
     };
+    // The link is consumed only now, by whoever gets here first, together with the passkey.
     let backup_eligible = new_passkey.backup_eligible;
-    passkeys::insert(&state.db, user.id, new_passkey, now).await.map_err(crate::accounts::conflict_or)?;
+    let txn = state.db.begin().await?;
+    if !enrollment_links::redeem(&txn, &hash(token), user_id, now).await? {
+        return expired();
+    }
+    passkeys::insert(&txn, user.id, new_passkey, now).await.map_err(crate::accounts::conflict_or)?;
+    txn.commit().await?;
     let session = Session::passkey(user.id, true, backup_eligible, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "enrollment link redeemed");

@@ -1,12 +1,15 @@
 //! The `latchkey` command: `serve` runs the provider, `migrate` applies database migrations,
-//! `client create` registers a relying party.
+//! `client create` registers a relying party, `user create` / `user enroll-link` give a first
+//! administrator a way in on a fresh install.
 //! Configuration comes from `LATCHKEY_*` environment variables (see the README).
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use latchkey::{
+    accounts::{self, CreateUserError, SignupForm},
     config::{Config, LogFormat},
+    enrollment,
     oidc::clients::{self, ClientError, ClientSecrets, ClientSpec},
 };
 use tracing_subscriber::EnvFilter;
@@ -27,6 +30,30 @@ enum Command {
     /// Manage OIDC clients (relying parties).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage accounts (for a first administrator on a fresh install).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account without a passkey; follow with `user enroll-link`.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
+    /// Print a one-time link with which the person creates a passkey and signs in.
+    EnrollLink {
+        /// Username or email of the account.
+        username: String,
+        /// How long the link stays valid (e.g. 24h, 30m).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,12 +129,13 @@ async fn main() -> ExitCode {
         }
     };
     // A command's own output goes to stdout; its logs must not mix into it.
-    let logs_to_stderr = matches!(cli.command, Command::Client(_));
+    let logs_to_stderr = matches!(cli.command, Command::Client(_) | Command::User(_));
     init_tracing(config.log_format, logs_to_stderr);
     let result = match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Client(ClientCommand::Create(args)) => create_client(config, args.into_spec()).await,
+        Command::User(command) => user_command(config, command).await,
     };
     match result {
         Ok(code) => code,
@@ -156,6 +184,50 @@ async fn create_client(config: Config, spec: ClientSpec) -> anyhow::Result<ExitC
             Ok(ExitCode::FAILURE)
         }
         Err(ClientError::Db(err)) => Err(err.into()),
+    }
+}
+
+/// `user create` and `user enroll-link`: exit code 2 for invalid input, 1 for a taken name
+/// or an unknown account.
+async fn user_command(config: Config, command: UserCommand) -> anyhow::Result<ExitCode> {
+    let db = latchkey::store::connect(&config.database_url).await?;
+    latchkey::store::migrate(&db).await?;
+    let now = chrono::Utc::now();
+    match command {
+        UserCommand::Create { username, email, display_name } => {
+            let form = SignupForm { username, email, display_name };
+            match accounts::create_user(&db, &form, now).await {
+                Ok(user) => {
+                    println!("user_id: {}", user.id);
+                    println!("Next: latchkey user enroll-link {}", user.username);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(CreateUserError::Invalid(errors)) => {
+                    for (field, message) in errors {
+                        eprintln!("latchkey: {field}: {message}");
+                    }
+                    Ok(ExitCode::from(2))
+                }
+                Err(CreateUserError::Taken(field, message)) => {
+                    eprintln!("latchkey: {field}: {message}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(CreateUserError::Storage(err)) => Err(anyhow::anyhow!("{err}")),
+            }
+        }
+        UserCommand::EnrollLink { username, ttl } => {
+            let Some(user) = latchkey::store::users::find_by_login(&db, &username).await? else {
+                eprintln!("latchkey: no account is called {username}");
+                return Ok(ExitCode::FAILURE);
+            };
+            let issuer = config.issuer.as_str().trim_end_matches('/');
+            let link = enrollment::issue_link_in(&db, issuer, user.id, ttl.unwrap_or(config.enrollment_ttl), now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", link.url);
+            println!("Valid until {} and for one passkey only.", link.expires_at.to_rfc3339());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

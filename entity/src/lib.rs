@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod consent;
+pub mod enrollment_link;
 pub mod grant;
 pub mod passkey;
 pub mod refresh_token;

@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod consents;
+pub mod enrollment_links;
 pub mod grants;
 pub mod passkeys;
 pub mod settings;

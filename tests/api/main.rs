@@ -6,6 +6,7 @@ mod helpers;
 
 mod account;
 mod browser;
+mod cli;
 mod email;
 mod faults;
 mod login;
