@@ -25,9 +25,6 @@ use crate::{
     store,
 };
 
-/// How often a replica re-reads signing keys, to see rotations done by another replica.
-const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
-
 /// Everything a request may need; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<AppInner>);
@@ -69,7 +66,9 @@ impl FromRef<AppState> for Key {
 impl AppState {
     /// Connects to the stores, applies migrations and loads (or creates) the instance secrets.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = store::connect(&config.database_url).await.context("connecting to the database")?;
+        let db = store::connect_with(&config.database_url, config.database_max_connections)
+            .await
+            .context("connecting to the database")?;
         store::migrate(&db).await.context("applying database migrations")?;
         let ephemeral = match &config.redis_url {
             Some(url) => Ephemeral::new(Arc::new(
@@ -85,7 +84,7 @@ impl AppState {
         let issuer = config.issuer.as_str().trim_end_matches('/').to_owned();
         let signing_keys =
             Arc::new(SigningKeys::load_or_create(&db, Utc::now()).await.context("loading signing keys")?);
-        signing_keys.spawn_reloader(db.clone(), KEY_RELOAD_INTERVAL);
+        signing_keys.spawn_reloader(db.clone(), config.key_reload_interval);
         let client_secrets = ClientSecrets::load(&db).await?;
         if let Some(path) = &config.clients_file {
             let applied = clients::apply_file(&db, &client_secrets, path, Utc::now()).await?;
@@ -132,11 +131,29 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let grace = config.shutdown_grace;
     let state = AppState::build(config).await?;
     let router = crate::http::router(state);
     tracing::info!(address = %listener.local_addr()?, "Latchkey is listening");
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        });
+    // After the signal, in-flight requests get `grace` to finish; then Latchkey exits anyway.
+    let deadline = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served.context("serving HTTP"),
+        () = deadline => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "requests still running after the shutdown grace period; exiting");
+            Ok(())
+        }
+    }
 }

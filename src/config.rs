@@ -63,6 +63,14 @@ pub struct Config {
     pub enrollment_ttl: Duration,
     /// Whether rate limits apply.
     pub rate_limits: bool,
+    /// Size of the database connection pool.
+    pub database_max_connections: u32,
+    /// How often each replica re-reads signing keys (rotations by another replica).
+    pub key_reload_interval: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Longest a request may take before it is answered 408.
+    pub request_timeout: Duration,
 }
 
 /// A configuration variable that could not be used.
@@ -133,6 +141,16 @@ impl Config {
             email_login: parse_bool(get, "LATCHKEY_EMAIL_LOGIN", true)?,
             email_link_ttl: parse_duration(get, "LATCHKEY_EMAIL_LINK_TTL", "15m")?,
             enrollment_ttl: parse_duration(get, "LATCHKEY_ENROLLMENT_TTL", "24h")?,
+            database_max_connections: match get("LATCHKEY_DATABASE_MAX_CONNECTIONS").map(str::parse::<u32>) {
+                None => crate::store::DEFAULT_MAX_CONNECTIONS,
+                Some(Ok(n)) if (1..=1000).contains(&n) => n,
+                Some(_) => {
+                    return Err(invalid("LATCHKEY_DATABASE_MAX_CONNECTIONS", "must be a number from 1 to 1000".into()));
+                }
+            },
+            key_reload_interval: parse_duration(get, "LATCHKEY_KEY_RELOAD_INTERVAL", "30s")?,
+            shutdown_grace: parse_duration(get, "LATCHKEY_SHUTDOWN_GRACE", "20s")?,
+            request_timeout: parse_duration(get, "LATCHKEY_REQUEST_TIMEOUT", "30s")?,
             rate_limits: match get("LATCHKEY_RATE_LIMITS").unwrap_or("on") {
                 "on" => true,
                 "off" => false,

@@ -112,5 +112,6 @@ pub async fn redeem(state: &AppState, token: &str, now: DateTime<Utc>) -> Result
     let session = Session::email(user.id, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "signed in with an email link");
+    crate::observe::signin("email", true);
     Ok(Some(SignedIn { user, session_id, pending_authz: link.pending_authz }))
 }

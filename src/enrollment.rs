@@ -130,5 +130,6 @@ pub async fn finish(
     let session = Session::passkey(user.id, true, backup_eligible, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "enrollment link redeemed");
+    crate::observe::signin("enrollment", true);
     Ok(Ok(Enrolled { user, session_id }))
 }

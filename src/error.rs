@@ -94,6 +94,7 @@ impl IntoResponse for AppError {
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
         use sea_orm::DbErr;
+        crate::observe::storage_error("database");
         match err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => AppError::Unavailable(format!("database: {err}")),
             other => AppError::Internal(anyhow::Error::new(other).context("database")),
@@ -103,6 +104,7 @@ impl From<sea_orm::DbErr> for AppError {
 
 impl From<EphemeralError> for AppError {
     fn from(err: EphemeralError) -> Self {
+        crate::observe::storage_error("ephemeral");
         match err {
             EphemeralError::Unavailable(cause) => AppError::Unavailable(format!("ephemeral store: {cause}")),
             EphemeralError::Corrupt(cause) => AppError::Internal(anyhow::anyhow!("ephemeral store entry: {cause}")),

@@ -19,6 +19,7 @@ pub mod error;
 pub mod http;
 pub mod login;
 pub mod mail;
+pub mod observe;
 pub mod oidc;
 pub mod passkey;
 pub mod ratelimit;

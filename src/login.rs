@@ -134,6 +134,7 @@ pub async fn finish(
     let session = Session::passkey(user.id, result.user_verified(), backup_eligible, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "signed in with a passkey");
+    crate::observe::signin("passkey", true);
     Ok(Ok(SignedIn { session_id, user }))
 }
 
@@ -191,6 +192,7 @@ async fn failure(
     error: CeremonyError,
 ) -> Result<Result<SignedIn, LoginFailure>, AppError> {
     tracing::info!(reason = ?error, "passkey sign-in failed");
+    crate::observe::signin("passkey", false);
     let retry = match taken {
         Ceremony::Login { login_name, .. } => {
             let remembered = RememberedUser { name: login_name.clone(), signed_in: false };

@@ -14,6 +14,7 @@ mod enroll;
 mod extract;
 mod health;
 mod login;
+mod observe;
 pub mod oidc;
 pub mod pages;
 mod security;
@@ -79,9 +80,15 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics_get))
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::seed_cookie))
         .layer(middleware::from_fn_with_state(state.clone(), security::headers))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(middleware::from_fn(observe::track))
         .with_state(state)
 }

@@ -137,11 +137,13 @@ pub async fn exchange(
     if !client.allows_grant(grant_type) {
         return Err(OAuthError::bad_request("unauthorized_client", "This client may not use this grant type."));
     }
-    match grant_type {
+    let response = match grant_type {
         GrantType::AuthorizationCode => exchange_code(state, &client, form, now).await,
         GrantType::RefreshToken => refresh(state, &client, form, now).await,
         GrantType::ClientCredentials => client_credentials(state, &client, form, now),
-    }
+    }?;
+    crate::observe::tokens_issued(grant_type.as_str());
+    Ok(response)
 }
 
 fn invalid_grant(description: &str) -> OAuthError {

@@ -15,15 +15,25 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
-/// Opens the database at `url`. SQLite runs in WAL mode with a busy timeout, so readers never
-/// block the single writer and short write bursts wait instead of failing.
+/// Opens the database at `url` with at most `max_connections` pooled connections. SQLite runs
+/// in WAL mode with a busy timeout, so readers never block the single writer and short write
+/// bursts wait instead of failing.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, DEFAULT_MAX_CONNECTIONS).await
+}
+
+/// Pool size when none is configured.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// [`connect`] with an explicit pool size (`LATCHKEY_DATABASE_MAX_CONNECTIONS`).
+pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
+        .max_connections(max_connections)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
@@ -40,9 +50,16 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration, in one transaction. On PostgreSQL a transaction-scoped
+/// advisory lock makes replicas that start together take turns: the first migrates, the
+/// others then find nothing pending.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    let txn = db.begin().await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(2026112501)").await?;
+    }
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
 }
 
 /// Which unique column a failed insert or update collided with, if that is why it failed.
