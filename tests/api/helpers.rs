@@ -58,7 +58,10 @@ macro_rules! on_both_backends {
 
 /// A running Latchkey.
 pub struct TestApp {
+    /// The issuer: where browsers and clients talk to (this replica, or a proxy in front).
     pub base: String,
+    /// This replica's own address.
+    pub local: String,
     pub state: AppState,
     sqlite_file: Option<PathBuf>,
 }
@@ -112,13 +115,15 @@ impl TestApp {
         for (key, value) in settings {
             vars.insert((*key).into(), (*value).into());
         }
+        let local = base.clone();
+        let base = vars["LATCHKEY_ISSUER"].clone();
         let config = Config::from_vars(&vars).expect("test configuration is valid");
         let state = AppState::build(config).await.expect("app starts");
         let router = latchkey::http::router(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
         });
-        TestApp { base, state, sqlite_file }
+        TestApp { base, local, state, sqlite_file }
     }
 
     /// A new browser: its own cookie jar, redirects not followed.
@@ -129,14 +134,18 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        Browser { client, base: self.base.clone(), jar }
+        Browser { client, base: self.base.clone(), origin: self.base.clone(), jar }
     }
 }
 
 /// A browser session against a [`TestApp`].
+#[derive(Clone)]
 pub struct Browser {
     pub client: reqwest::Client,
+    /// Where requests go.
     pub base: String,
+    /// The page origin the browser claims (the issuer), sent as `Origin` with JSON posts.
+    pub origin: String,
     pub jar: Arc<reqwest::cookie::Jar>,
 }
 
@@ -188,6 +197,11 @@ async fn page(response: reqwest::Response) -> Page {
 }
 
 impl Browser {
+    /// The same browser (cookies included) sending its requests to `base` directly.
+    pub fn pointed_at(&self, base: &str) -> Browser {
+        Browser { base: base.to_owned(), ..self.clone() }
+    }
+
     pub async fn get(&self, path: &str) -> Page {
         page(self.client.get(format!("{}{path}", self.base)).send().await.unwrap()).await
     }
@@ -202,7 +216,7 @@ impl Browser {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
-            .header(header::ORIGIN, &self.base)
+            .header(header::ORIGIN, &self.origin)
             .json(body)
             .send()
             .await

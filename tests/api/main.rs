@@ -13,5 +13,6 @@ mod login;
 mod oidc;
 mod oidc_rules;
 mod oidc_sessions;
+mod scale_out;
 mod signup;
 mod smtp_sink;
