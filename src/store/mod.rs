@@ -69,3 +69,24 @@ pub fn unique_violation(err: &DbErr) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ConnectionTrait;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_schema_from_a_newer_version_is_refused() {
+        let db = connect("sqlite::memory:").await.unwrap();
+        migrate(&db).await.unwrap();
+        migrate(&db).await.expect("migrating twice is a no-op");
+        db.execute_unprepared(
+            "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29990101_000001_future', 0)",
+        )
+        .await
+        .unwrap();
+        let refused = migrate(&db).await.expect_err("a migration this binary does not know");
+        assert!(refused.to_string().contains("m29990101_000001_future"), "{refused}");
+    }
+}
