@@ -169,32 +169,10 @@ async fn replayed_code_and_reused_refresh_token_revoke(backend: Backend) {
     let secret = secret.unwrap();
     let (browser, _, _) = signed_in_person(&app).await;
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let first = token_request(
-        &app,
-        &client_id,
-        &secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let first = redeem_code(&app, &client_id, &secret, &code, &verifier).await;
     assert_eq!(first.0, StatusCode::OK, "{}", first.1);
     assert_eq!(first.2.get(header::CACHE_CONTROL).unwrap(), "no-store");
-    let replay = token_request(
-        &app,
-        &client_id,
-        &secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let replay = redeem_code(&app, &client_id, &secret, &code, &verifier).await;
     assert_eq!((replay.0, replay.1["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     let access = first.1["access_token"].as_str().unwrap();
     assert_eq!(userinfo_status(&app, access).await, StatusCode::UNAUTHORIZED, "a replayed code revokes its tokens");
@@ -205,19 +183,7 @@ async fn replayed_code_and_reused_refresh_token_revoke(backend: Backend) {
 
     // Refresh-token reuse revokes the whole family.
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let tokens = token_request(
-        &app,
-        &client_id,
-        &secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await
-    .1;
+    let tokens = redeem_code(&app, &client_id, &secret, &code, &verifier).await.1;
     let old = tokens["refresh_token"].as_str().unwrap().to_owned();
     let rotated =
         token_request(&app, &client_id, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &old)]).await.1;
@@ -255,6 +221,23 @@ pub async fn token_request(
         http().post(format!("{}/token", app.base)).basic_auth(client_id, Some(secret)).form(form).send().await.unwrap();
     let (status, headers) = (response.status(), response.headers().clone());
     (status, response.json().await.unwrap_or(Value::Null), headers)
+}
+
+/// Exchanges an authorization code with its PKCE verifier at the token endpoint.
+pub async fn redeem_code(
+    app: &TestApp,
+    client_id: &str,
+    secret: &str,
+    code: &str,
+    verifier: &str,
+) -> (StatusCode, Value, header::HeaderMap) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", verifier),
+    ];
+    token_request(app, client_id, secret, &form).await
 }
 
 async fn userinfo_status(app: &TestApp, access_token: &str) -> StatusCode {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::{
     authenticator::SoftAuthenticator,
     helpers::{Backend, TestApp, unique_name},
-    oidc::{REDIRECT_URI, authorize, first_party, register, token_request, urlencode},
+    oidc::{REDIRECT_URI, authorize, first_party, redeem_code, register, token_request, urlencode},
 };
 use latchkey::oidc::clients::ClientSpec;
 
@@ -202,17 +202,6 @@ async fn expired_codes_are_refused() {
     browser.sign_up(&mut SoftAuthenticator::default(), &name, &format!("{name}@example.com"), "E").await;
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let (_, body, _) = token_request(
-        &app,
-        &client_id,
-        &secret.unwrap(),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (_, body, _) = redeem_code(&app, &client_id, &secret.unwrap(), &code, &verifier).await;
     assert_eq!(body["error"], "invalid_grant");
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::{
     authenticator::SoftAuthenticator,
     helpers::{Backend, Browser, TestApp, unique_name},
-    oidc::{REDIRECT_URI, authorize, first_party, register, token_request, urlencode},
+    oidc::{REDIRECT_URI, authorize, first_party, redeem_code, register, token_request, urlencode},
 };
 
 async fn person(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String) {
@@ -127,18 +127,7 @@ async fn form_post_and_every_signing_algorithm() {
         let spec = ClientSpec { id_token_signed_response_alg: Some(alg.into()), ..first_party() };
         let (client_id, secret) = register(&app, spec).await;
         let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-        let (status, body, _) = token_request(
-            &app,
-            &client_id,
-            secret.as_deref().unwrap(),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+        let (status, body, _) = redeem_code(&app, &client_id, secret.as_deref().unwrap(), &code, &verifier).await;
         assert_eq!(status, StatusCode::OK, "{alg}: {body}");
         let id_token: CoreIdToken = body["id_token"].as_str().unwrap().parse().unwrap();
         let verifier = openidconnect::core::CoreIdTokenVerifier::new_confidential_client(
@@ -176,18 +165,7 @@ async fn client_credentials_introspection_and_revocation() {
 
     let (browser, _) = person(&app, &mut SoftAuthenticator::default()).await;
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let (_, tokens, _) = token_request(
-        &app,
-        &client_id,
-        &secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (_, tokens, _) = redeem_code(&app, &client_id, &secret, &code, &verifier).await;
     let access = tokens["access_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let introspect = |id: String, secret: String, token: String| {
@@ -265,18 +243,7 @@ async fn unproven_end_session_asks_first_and_back_channel_logout_is_delivered() 
     let (client_id, secret) = register(&app, spec).await;
     let (browser, _) = person(&app, &mut SoftAuthenticator::default()).await;
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let (_, tokens, _) = token_request(
-        &app,
-        &client_id,
-        secret.as_deref().unwrap(),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (_, tokens, _) = redeem_code(&app, &client_id, secret.as_deref().unwrap(), &code, &verifier).await;
     let id_token = tokens["id_token"].as_str().unwrap().to_owned();
 
     let tampered = format!("{}x", id_token);
@@ -339,18 +306,7 @@ async fn disabled_users_lose_their_tokens() {
     let secret = secret.unwrap();
     let (browser, name) = person(&app, &mut SoftAuthenticator::default()).await;
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let (_, tokens, _) = token_request(
-        &app,
-        &client_id,
-        &secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (_, tokens, _) = redeem_code(&app, &client_id, &secret, &code, &verifier).await;
     let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
     let mut row: entity::user::ActiveModel = user.into();
     row.disabled = Set(true);

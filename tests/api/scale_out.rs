@@ -19,7 +19,7 @@ use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
 use crate::{
     authenticator::SoftAuthenticator,
     helpers::{Backend, Browser, TestApp, unique_name},
-    oidc::{REDIRECT_URI, authorize, first_party, register, token_request},
+    oidc::{authorize, first_party, redeem_code, register, token_request},
 };
 
 /// Two replicas sharing a fresh PostgreSQL schema and Redis prefix, behind a proxy.
@@ -118,18 +118,7 @@ async fn any_request_can_land_on_any_replica() {
     let secret = secret.unwrap();
     assert_eq!(app.base, cluster.issuer, "requests go through the proxy");
     let (code, verifier) = authorize(&browser, app, &client_id, "").await;
-    let (status, tokens, _) = token_request(
-        app,
-        &client_id,
-        &secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (status, tokens, _) = redeem_code(app, &client_id, &secret, &code, &verifier).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let mut refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     for _ in 0..3 {
