@@ -107,7 +107,11 @@ impl SignupForm {
         if let Err(e) = validate_email(email) {
             errors.insert("email", e);
         }
-        if let Err(e) = validate_name(display_name, 100, "Enter your name.") {
+        // A display name left empty copies the username, whose own error then says it all.
+        let defaulted = self.display_name.trim().is_empty();
+        if let Err(e) = validate_name(display_name, 100, "Enter your name.")
+            && !(defaulted && errors.contains_key("username"))
+        {
             errors.insert("display_name", e);
         }
         if !errors.is_empty() {
@@ -122,7 +126,8 @@ impl SignupForm {
     }
 }
 
-fn taken_message(field: &str) -> String {
+/// The message for a username or email another account has (compared ignoring case).
+pub(crate) fn taken_message(field: &str) -> String {
     match field {
         "username" => "That username is taken. Choose another one.".into(),
         _ => "An account with that email address exists. Sign in instead.".into(),

@@ -66,6 +66,9 @@ impl FromRef<AppState> for Key {
 impl AppState {
     /// Connects to the stores, applies migrations and loads (or creates) the instance secrets.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.admin_token.is_none() {
+            tracing::info!("admin API off: LATCHKEY_ADMIN_TOKEN is not set, so every /admin/v1 path answers 404");
+        }
         let db = store::connect_with(&config.database_url, config.database_max_connections)
             .await
             .context("connecting to the database")?;

@@ -10,7 +10,9 @@
 //! - [`error`]: the error type every request path returns.
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod email_login;
 pub mod enrollment;

@@ -3,6 +3,7 @@
 //! Queries live in the main crate's `store` module; the schema itself is created by the
 //! `migration` crate, which must be kept in step with these structs.
 
+pub mod audit_event;
 pub mod client;
 pub mod consent;
 pub mod enrollment_link;

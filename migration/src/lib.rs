@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_accounts;
 mod m20261125_000002_oidc;
+mod m20261125_000003_audit;
 mod m20261125_000004_enrollment;
 
 /// Every migration, in order.
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_accounts::Migration),
             Box::new(m20261125_000002_oidc::Migration),
+            Box::new(m20261125_000003_audit::Migration),
             Box::new(m20261125_000004_enrollment::Migration),
         ]
     }

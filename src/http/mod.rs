@@ -5,6 +5,7 @@
 //! size limit are applied to every route here.
 
 mod account;
+mod admin;
 mod assets;
 mod ceremony_answer;
 pub mod cookies;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/authorize/consent", post(oidc::consent_post))
         .route("/end-session", get(oidc::end_session_get).post(oidc::end_session_post))
         .route("/end-session/confirm", post(oidc::end_session_confirm))
+        .nest("/admin/v1", admin::router(&state))
         .merge(cross_origin_routes())
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(health::healthz))

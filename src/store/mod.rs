@@ -2,6 +2,7 @@
 //! each area needs (one module per table group). Queries take the connection and plain values,
 //! and return entity models; the rules about *when* to call them live in the domain modules.
 
+pub mod audit;
 pub mod clients;
 pub mod consents;
 pub mod enrollment_links;

@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QuerySelect, Set, prelude::Uuid,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+    prelude::Uuid,
+    sea_query::{Expr, Func, LikeExpr},
 };
 
 /// The fields of a user not yet stored.
@@ -72,4 +75,77 @@ pub async fn insert(db: &impl ConnectionTrait, new: &NewUser, now: DateTime<Utc>
         disabled: Set(false),
     };
     user::Entity::insert(row).exec_with_returning(db).await
+}
+
+/// Up to `limit` users, oldest first (ties broken by id), after the user whose
+/// `(created_at, id)` is `after`. With `search`, only users whose username, email or display
+/// name contains it, ignoring case (ASCII case for the display name on SQLite).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    search: Option<&str>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u64,
+) -> Result<Vec<user::Model>, DbErr> {
+    let mut query = user::Entity::find();
+    if let Some(search) = search.map(normalize).filter(|s| !s.is_empty()) {
+        let pattern = || LikeExpr::new(format!("%{}%", super::audit::escape_like(&search))).escape('\\');
+        let display_name = Expr::expr(Func::lower(Expr::col((user::Entity, user::Column::DisplayName))));
+        query = query.filter(
+            Condition::any()
+                .add(user::Column::UsernameNormalized.like(pattern()))
+                .add(user::Column::EmailNormalized.like(pattern()))
+                .add(display_name.like(pattern())),
+        );
+    }
+    if let Some((created_at, id)) = after {
+        query = query.filter(
+            Condition::any()
+                .add(user::Column::CreatedAt.gt(created_at))
+                .add(user::Column::CreatedAt.eq(created_at).and(user::Column::Id.gt(id))),
+        );
+    }
+    query.order_by_asc(user::Column::CreatedAt).order_by_asc(user::Column::Id).limit(limit).all(db).await
+}
+
+/// New values for some of a user's fields; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+/// Applies `changes` to the user `id` (keeping the lower-cased copies in step) and returns the
+/// updated user, or `None` when there is no such user. A username or email taken by another
+/// user fails with a unique violation (see [`super::unique_violation`]).
+pub async fn update(db: &impl ConnectionTrait, id: Uuid, changes: &UserChanges) -> Result<Option<user::Model>, DbErr> {
+    let Some(current) = find_by_id(db, id).await? else {
+        return Ok(None);
+    };
+    let mut row = user::ActiveModel::from(current);
+    if let Some(username) = &changes.username {
+        row.username = Set(username.trim().to_owned());
+        row.username_normalized = Set(normalize(username));
+    }
+    if let Some(email) = &changes.email {
+        row.email = Set(email.trim().to_owned());
+        row.email_normalized = Set(normalize(email));
+    }
+    if let Some(display_name) = &changes.display_name {
+        row.display_name = Set(display_name.trim().to_owned());
+    }
+    if let Some(disabled) = changes.disabled {
+        row.disabled = Set(disabled);
+    }
+    if !row.is_changed() {
+        return find_by_id(db, id).await;
+    }
+    row.update(db).await.map(Some)
+}
+
+/// Deletes a user (their passkeys, grants and consents go with them); returns whether the user
+/// existed.
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
+    Ok(user::Entity::delete_by_id(id).exec(db).await?.rows_affected > 0)
 }

@@ -5,10 +5,12 @@ mod authenticator;
 mod helpers;
 
 mod account;
+mod admin;
 mod browser;
 mod cli;
 mod email;
 mod faults;
+mod helm;
 mod login;
 mod oidc;
 mod oidc_rules;
