@@ -279,7 +279,7 @@ pub async fn finish_add_passkey(
     ceremony_id: &str,
     response: &RegisterPublicKeyCredential,
     now: DateTime<Utc>,
-) -> Result<Result<(), RegistrationFailure>, AppError> {
+) -> Result<Result<entity::passkey::Model, RegistrationFailure>, AppError> {
     let Some(Ceremony::AddPasskey { user_id, state: reg_state }) =
         ceremony::take(&state.ephemeral, ceremony_id).await?
     else {
@@ -297,9 +297,9 @@ pub async fn finish_add_passkey(
     };
     let existing = passkeys::list_for_user(&state.db, user.id).await?;
     new_passkey.name = distinct_name(&new_passkey.name, existing.iter().map(|p| p.name.as_str()));
-    passkeys::insert(&state.db, user.id, new_passkey, now).await.map_err(conflict_or)?;
+    let added = passkeys::insert(&state.db, user.id, new_passkey, now).await.map_err(conflict_or)?;
     tracing::info!(user_id = %user.id, "passkey added");
-    Ok(Ok(()))
+    Ok(Ok(added))
 }
 
 /// `base`, or `base 2`, `base 3`, … so that two passkeys from the same provider can be told

@@ -45,13 +45,14 @@ pub enum NotSent {
 }
 
 /// Sends a sign-in link to the account named `login_name`, if there is one. Unknown names,
-/// disabled accounts and known ones all answer `Ok` (the caller shows the same page).
+/// disabled accounts and known ones all answer `Ok` (the caller shows the same page); the
+/// value names the account that got a link, for the audit log only.
 pub async fn request_link(
     state: &AppState,
     login_name: &str,
     client_ip: &str,
     pending_authz: Option<String>,
-) -> Result<Result<(), NotSent>, AppError> {
+) -> Result<Result<Option<Uuid>, NotSent>, AppError> {
     if !state.config.email_login {
         return Ok(Err(NotSent::Disabled));
     }
@@ -62,7 +63,7 @@ pub async fn request_link(
         }
     }
     let Some(user) = users::find_by_login(&state.db, &normalized).await?.filter(|u| !u.disabled) else {
-        return Ok(Ok(()));
+        return Ok(Ok(None));
     };
     let token = random_token();
     let link = EmailLink { user_id: user.id, pending_authz };
@@ -75,7 +76,7 @@ pub async fn request_link(
         return Err(err);
     }
     tracing::info!(user_id = %user.id, "email sign-in link sent");
-    Ok(Ok(()))
+    Ok(Ok(Some(user.id)))
 }
 
 fn render_mail(user: &entity::user::Model, url: &str, ttl: Duration) -> Result<Mail, AppError> {

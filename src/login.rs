@@ -56,6 +56,8 @@ pub enum UsernameOutcome {
 pub struct SignedIn {
     pub session_id: String,
     pub user: user::Model,
+    /// The passkey that was used.
+    pub passkey_id: Uuid,
 }
 
 /// A failed verification, with fresh options to try again where the login can continue.
@@ -130,12 +132,13 @@ pub async fn finish(
         return failure(state, &taken, CeremonyError::Rejected).await;
     };
     let backup_eligible = result.backup_eligible() || row.backup_eligible;
+    let passkey_id = row.id;
     record_use(state, row, &result, now).await?;
     let session = Session::passkey(user.id, result.user_verified(), backup_eligible, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "signed in with a passkey");
     crate::observe::signin("passkey", true);
-    Ok(Ok(SignedIn { session_id, user }))
+    Ok(Ok(SignedIn { session_id, user, passkey_id }))
 }
 
 async fn verify_discoverable(

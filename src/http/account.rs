@@ -19,10 +19,10 @@ use webauthn_rs::prelude::RegisterPublicKeyCredential;
 use super::{
     ceremony_answer, cookies,
     csrf::Csrf,
-    extract::{CsrfForm, NoFields, SameOriginJson, SignedIn, ceremony_id, signed_in},
+    extract::{CsrfForm, NoFields, SameOriginJson, SignedIn, Source, ceremony_id, signed_in},
     pages::{PageError, json_for_script, render},
 };
-use crate::{accounts, app::AppState, error::AppError, store::passkeys};
+use crate::{accounts, app::AppState, audit::Event, error::AppError, store::passkeys};
 
 #[derive(serde::Deserialize)]
 pub struct AccountQuery {
@@ -66,12 +66,16 @@ pub async fn passkey_options_post(
 pub async fn passkey_post(
     State(state): State<AppState>,
     jar: CookieJar,
+    source: Source,
     SameOriginJson(response): SameOriginJson<RegisterPublicKeyCredential>,
 ) -> Result<Response, AppError> {
     let me = require_signed_in(&jar, &state).await?;
     let ceremony = ceremony_id(&jar, &state);
-    match accounts::finish_add_passkey(&state, &me.user, &ceremony, &response, Utc::now()).await? {
-        Ok(()) => {
+    let now = Utc::now();
+    match accounts::finish_add_passkey(&state, &me.user, &ceremony, &response, now).await? {
+        Ok(added) => {
+            let event = Event::new("passkey.added", now).user(me.user.id).with("passkey_id", added.id.to_string());
+            source.record(&state, event.with("name", added.name)).await;
             let jar = jar.add(cookies::removal(cookies::CEREMONY, state.config.is_https()));
             Ok((jar, ceremony_answer::verified("/account?notice=added")).into_response())
         }
@@ -109,12 +113,17 @@ pub async fn delete_post(
     State(state): State<AppState>,
     jar: CookieJar,
     csrf: Csrf,
+    source: Source,
     Path(id): Path<Uuid>,
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let me = require_page_session(&jar, &state).await?;
     match accounts::delete_passkey(&state, &me.session, id).await {
-        Ok(()) => Ok(Redirect::to("/account?notice=deleted").into_response()),
+        Ok(()) => {
+            let event = Event::new("passkey.removed", Utc::now()).user(me.user.id).with("passkey_id", id.to_string());
+            source.record(&state, event.with("by", "owner")).await;
+            Ok(Redirect::to("/account?notice=deleted").into_response())
+        }
         Err(err @ (AppError::Conflict { .. } | AppError::Forbidden(_))) => {
             Ok(account_error(&state, &me, &csrf, err).await?)
         }

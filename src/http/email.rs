@@ -15,12 +15,13 @@ use minijinja::context;
 use super::{
     cookies,
     csrf::Csrf,
-    extract::{CsrfForm, NoFields},
+    extract::{CsrfForm, NoFields, Source},
     login::{remember, remembered_user},
     pages::{PageError, render},
 };
 use crate::{
     app::AppState,
+    audit::Event,
     email_login::{self, NotSent},
     error::AppError,
     login::RememberedUser,
@@ -30,6 +31,7 @@ use crate::{
 pub async fn request_post(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    source: Source,
     jar: CookieJar,
     private: PrivateCookieJar,
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
@@ -39,14 +41,19 @@ pub async fn request_post(
     };
     let pending = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
     match email_login::request_link(&state, &remembered.name, &peer.ip().to_string(), pending).await {
-        Ok(Ok(())) => Ok(render(
-            StatusCode::OK,
-            "message.html",
-            context! {
-                title => "Check your email",
-                message => "If an account matches, we sent it a sign-in link. It works once, for a short while. You can close this page.",
-            },
-        )?),
+        Ok(Ok(sent_to)) => {
+            if let Some(user_id) = sent_to {
+                source.record(&state, Event::new("email_link.sent", Utc::now()).user(user_id)).await;
+            }
+            Ok(render(
+                StatusCode::OK,
+                "message.html",
+                context! {
+                    title => "Check your email",
+                    message => "If an account matches, we sent it a sign-in link. It works once, for a short while. You can close this page.",
+                },
+            )?)
+        }
         Ok(Err(NotSent::RateLimited(retry_after))) => {
             let mut page = render(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -100,12 +107,17 @@ pub async fn link_post(
     State(state): State<AppState>,
     jar: CookieJar,
     private: PrivateCookieJar,
+    source: Source,
     Path(token): Path<String>,
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
-    let Some(signed_in) = email_login::redeem(&state, &token, Utc::now()).await? else {
+    let now = Utc::now();
+    let Some(signed_in) = email_login::redeem(&state, &token, now).await? else {
         return Err(used_or_expired());
     };
+    let user_id = signed_in.user.id;
+    source.record(&state, Event::new("email_link.used", now).user(user_id)).await;
+    source.record(&state, Event::new("signin.succeeded", now).user(user_id).with("method", "email")).await;
     let https = state.config.is_https();
     let mut jar =
         jar.add(cookies::build(cookies::SESSION, signed_in.session_id, Some(state.config.session_max_age), https));

@@ -15,11 +15,11 @@ use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use super::{
     ceremony_answer, cookies,
-    extract::{SameOriginJson, ceremony_id},
+    extract::{SameOriginJson, Source, ceremony_id},
     login::{after_sign_in, remember},
     pages::{PageError, render},
 };
-use crate::{app::AppState, enrollment, error::AppError, login::RememberedUser};
+use crate::{app::AppState, audit::Event, enrollment, error::AppError, login::RememberedUser};
 
 fn unusable() -> AppError {
     AppError::NotFound(
@@ -51,12 +51,18 @@ pub async fn finish_post(
     State(state): State<AppState>,
     jar: CookieJar,
     private: PrivateCookieJar,
+    source: Source,
     Path(token): Path<String>,
     SameOriginJson(response): SameOriginJson<RegisterPublicKeyCredential>,
 ) -> Result<Response, AppError> {
     let ceremony = ceremony_id(&jar, &state);
-    match enrollment::finish(&state, &token, &ceremony, &response, Utc::now()).await? {
+    let now = Utc::now();
+    match enrollment::finish(&state, &token, &ceremony, &response, now).await? {
         Ok(enrolled) => {
+            let user_id = enrolled.user.id;
+            source.record(&state, Event::new("enrollment_link.used", now).user(user_id)).await;
+            source.record(&state, Event::new("passkey.added", now).user(user_id).with("via", "enrollment_link")).await;
+            source.record(&state, Event::new("signin.succeeded", now).user(user_id).with("method", "enrollment")).await;
             let https = state.config.is_https();
             let jar = jar
                 .add(cookies::build(cookies::SESSION, enrolled.session_id, Some(state.config.session_max_age), https))

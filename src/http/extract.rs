@@ -1,9 +1,11 @@
 //! Extractors shared by the handlers: forms with a checked CSRF token, WebAuthn JSON bodies
 //! from the same origin, the ceremony cookie, and the signed-in person.
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{FromRequest, Request},
-    http::{HeaderMap, header},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
+    http::{HeaderMap, header, request::Parts},
 };
 use axum_extra::extract::CookieJar;
 use chrono::Utc;
@@ -13,6 +15,7 @@ use serde::de::DeserializeOwned;
 use super::{cookies, csrf::Csrf, pages::PageError};
 use crate::{
     app::AppState,
+    audit,
     error::AppError,
     session::{self, Session},
     store::users,
@@ -121,4 +124,35 @@ pub async fn signed_in(jar: &CookieJar, state: &AppState) -> Result<Option<Signe
     };
     let user = users::find_by_id(&state.db, session.user_id).await?.filter(|u| !u.disabled);
     Ok(user.map(|user| SignedIn { session, user }))
+}
+
+/// Where a request came from, for the audit log: the TCP peer and the user agent.
+pub struct Source {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Source {
+    /// Reads the source of a request.
+    pub fn of(parts: &Parts) -> Source {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Source { ip, user_agent }
+    }
+
+    /// Records `event` from this source; a failure to record is logged, never the request's.
+    pub async fn record(&self, state: &AppState, event: audit::Event) {
+        let event = event.source(self.ip.clone(), self.user_agent.clone());
+        if let Err(err) = audit::record(&state.db, event).await {
+            tracing::error!(error = %err, "audit event not recorded");
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Source::of(parts))
+    }
 }

@@ -14,11 +14,12 @@ use webauthn_rs::prelude::PublicKeyCredential;
 use super::{
     ceremony_answer, cookies,
     csrf::Csrf,
-    extract::{CsrfForm, SameOriginJson, ceremony_id, signed_in},
+    extract::{CsrfForm, SameOriginJson, Source, ceremony_id, signed_in},
     pages::{PageError, json_for_script, render},
 };
 use crate::{
     app::AppState,
+    audit::Event,
     config::Signup,
     error::AppError,
     login::{self, PasskeyStep, RememberedUser, UsernameOutcome},
@@ -110,11 +111,15 @@ pub async fn passkey_post(
     State(state): State<AppState>,
     jar: CookieJar,
     private: PrivateCookieJar,
+    source: Source,
     SameOriginJson(response): SameOriginJson<PublicKeyCredential>,
 ) -> Result<Response, AppError> {
     let ceremony = ceremony_id(&jar, &state);
-    match login::finish(&state, &ceremony, &response, Utc::now()).await? {
+    let now = Utc::now();
+    match login::finish(&state, &ceremony, &response, now).await? {
         Ok(signed_in) => {
+            let event = Event::new("signin.succeeded", now).user(signed_in.user.id).with("method", "passkey");
+            source.record(&state, event.with("passkey_id", signed_in.passkey_id.to_string())).await;
             let https = state.config.is_https();
             let jar = jar
                 .add(cookies::build(cookies::SESSION, signed_in.session_id, Some(state.config.session_max_age), https))
@@ -125,6 +130,8 @@ pub async fn passkey_post(
             Ok((jar, private, ceremony_answer::verified(next)).into_response())
         }
         Err(failure) => {
+            let event = Event::new("signin.failed", now).with("method", "passkey");
+            source.record(&state, event.with("reason", failure.error.reason())).await;
             let retry = failure.retry.map(|s| (s.options, s.ceremony_id));
             Ok(ceremony_answer::failed(&state, jar, failure.error, retry))
         }

@@ -12,7 +12,7 @@ pub mod cookies;
 mod csrf;
 mod email;
 mod enroll;
-mod extract;
+pub(crate) mod extract;
 mod health;
 mod login;
 mod observe;

@@ -14,13 +14,14 @@ use webauthn_rs::prelude::RegisterPublicKeyCredential;
 use super::{
     ceremony_answer, cookies,
     csrf::Csrf,
-    extract::{CsrfForm, SameOriginJson, ceremony_id},
+    extract::{CsrfForm, SameOriginJson, Source, ceremony_id},
     login::{after_sign_in, remember},
     pages::{PageError, json_for_script, render},
 };
 use crate::{
     accounts::{self, FieldErrors, SignupForm},
     app::AppState,
+    audit::Event,
     config::Signup,
     error::AppError,
     login::RememberedUser,
@@ -68,12 +69,17 @@ pub async fn passkey_post(
     State(state): State<AppState>,
     jar: CookieJar,
     private: PrivateCookieJar,
+    source: Source,
     SameOriginJson(response): SameOriginJson<RegisterPublicKeyCredential>,
 ) -> Result<Response, AppError> {
     ensure_open(&state)?;
     let ceremony = ceremony_id(&jar, &state);
-    match accounts::finish_signup(&state, &ceremony, &response, Utc::now()).await? {
+    let now = Utc::now();
+    match accounts::finish_signup(&state, &ceremony, &response, now).await? {
         Ok(signed_up) => {
+            source.record(&state, Event::new("user.signed_up", now).user(signed_up.user.id)).await;
+            let event = Event::new("signin.succeeded", now).user(signed_up.user.id).with("method", "signup");
+            source.record(&state, event).await;
             let https = state.config.is_https();
             let jar = jar
                 .add(cookies::build(cookies::SESSION, signed_up.session_id, Some(state.config.session_max_age), https))

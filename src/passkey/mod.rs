@@ -37,6 +37,20 @@ pub enum CeremonyError {
     AlreadyRegistered,
 }
 
+impl CeremonyError {
+    /// A short name for the audit log; more precise than what the browser is told
+    /// (a possible clone is only "rejected" there).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CeremonyError::Expired => "expired",
+            CeremonyError::Rejected => "rejected",
+            CeremonyError::PossibleClone => "possible_clone",
+            CeremonyError::UnknownCredential { .. } => "unknown_credential",
+            CeremonyError::AlreadyRegistered => "already_registered",
+        }
+    }
+}
+
 /// The WebAuthn relying party of this Latchkey, plus the key that derives decoy credentials.
 pub struct PasskeyService {
     webauthn: Webauthn,

@@ -281,3 +281,41 @@ async fn disabled_user_cannot_sign_in(backend: Backend) {
     let (status, body) = browser.post_json("/login/passkey", &auth.assert_with(0, &options, &app.base)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
+
+on_both_backends!(sign_ins_are_audited);
+
+async fn sign_ins_are_audited(backend: Backend) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let app = TestApp::spawn(backend).await;
+    let mut auth = SoftAuthenticator::default();
+    let (browser, name) = signed_up(&app, &mut auth).await;
+    let step = browser.username_step(&name).await;
+    assert_eq!(browser.answer_passkey_step(&step, &mut auth).await.0, StatusCode::OK);
+    browser.sign_out().await;
+
+    let mut stranger = SoftAuthenticator::default();
+    stranger.register(&creation_options_for_nobody(), &app.base);
+    let step = browser.username_step(&name).await;
+    let forged = stranger.assert_with(0, &step.json_block("passkey-options"), &app.base);
+    assert_eq!(browser.post_json("/login/passkey", &forged).await.0, StatusCode::UNAUTHORIZED);
+
+    let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
+    let events = entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::UserId.eq(user.id))
+        .order_by_asc(entity::audit_event::Column::At)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["user.signed_up", "signin.succeeded", "signin.succeeded"], "{kinds:?}");
+    assert!(events[2].detail.contains("\"method\":\"passkey\""), "{}", events[2].detail);
+    assert!(events[2].detail.contains("passkey_id"));
+    assert_eq!(events[2].ip.as_deref(), Some("127.0.0.1"));
+    let failures = entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::Kind.eq("signin.failed"))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].detail.contains("rejected"), "{}", failures[0].detail);
+}

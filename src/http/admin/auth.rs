@@ -2,10 +2,8 @@
 //! constant time. Every admin handler takes [`AdminToken`], which also records who is calling
 //! (address, user agent) for the audit log.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::FromRequestParts,
     http::{header, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -13,6 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::problem::{self, Unauthenticated};
+use crate::http::extract::Source;
 use crate::{admin::Actor, app::AppState};
 
 /// Proof that the request carried the admin token, and who sent it.
@@ -52,8 +51,7 @@ fn same_token(presented: &str, expected: &str) -> bool {
 
 /// The caller's address (the TCP peer) and user agent.
 fn actor(parts: &Parts) -> Actor {
-    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
-    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let Source { ip, user_agent } = Source::of(parts);
     Actor { ip, user_agent }
 }
 
