@@ -69,6 +69,8 @@ impl AppState {
         if config.admin_token.is_none() {
             tracing::info!("admin API off: LATCHKEY_ADMIN_TOKEN is not set, so every /admin/v1 path answers 404");
         }
+        // Install the metrics recorder before anything is counted.
+        crate::observe::prometheus();
         let db = store::connect_with(&config.database_url, config.database_max_connections)
             .await
             .context("connecting to the database")?;

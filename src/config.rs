@@ -71,6 +71,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A configuration variable that could not be used.
@@ -151,6 +153,7 @@ impl Config {
             key_reload_interval: parse_duration(get, "LATCHKEY_KEY_RELOAD_INTERVAL", "30s")?,
             shutdown_grace: parse_duration(get, "LATCHKEY_SHUTDOWN_GRACE", "20s")?,
             request_timeout: parse_duration(get, "LATCHKEY_REQUEST_TIMEOUT", "30s")?,
+            trusted_proxies: parse_networks(get("LATCHKEY_TRUSTED_PROXIES").unwrap_or_default())?,
             rate_limits: match get("LATCHKEY_RATE_LIMITS").unwrap_or("on") {
                 "on" => true,
                 "off" => false,
@@ -201,6 +204,20 @@ fn parse_issuer(value: &str) -> Result<Url, ConfigError> {
         return Err(invalid("LATCHKEY_ISSUER", "has no host".into()));
     }
     Ok(url)
+}
+
+/// A comma-separated list of addresses (`10.0.0.7`) and ranges (`10.0.0.0/8`).
+fn parse_networks(value: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| invalid("LATCHKEY_TRUSTED_PROXIES", format!("'{item}' is not an address or CIDR range")))
+        })
+        .collect()
 }
 
 fn parse_bool<'a>(
@@ -259,6 +276,7 @@ mod tests {
             ("LATCHKEY_CHALLENGE_TTL", "soon"),
             ("LATCHKEY_REVEAL_UNKNOWN_USERS", "perhaps"),
             ("LATCHKEY_DATABASE_URL", "mysql://x"),
+            ("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, proxy"),
         ] {
             let err = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert_eq!(err.variable, name, "{value}");

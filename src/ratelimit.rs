@@ -18,6 +18,17 @@ pub const EMAIL_LINK_PER_USER: Limit = Limit { name: "email-user", max: 5, windo
 /// Email sign-in links per client address: generous, so one office behind a NAT is fine.
 pub const EMAIL_LINK_PER_IP: Limit = Limit { name: "email-ip", max: 100, window: Duration::from_secs(3600) };
 
+/// Sign-in attempts (username step, passkey verification) per client address: generous, so a
+/// busy office behind one NAT address is never stopped.
+pub const SIGNIN_PER_IP: Limit = Limit { name: "signin-ip", max: 600, window: Duration::from_secs(60) };
+/// Username steps per client address and account: tight, yet a real person on another
+/// address is never locked out.
+pub const SIGNIN_PER_IP_ACCOUNT: Limit = Limit { name: "signin-ip-account", max: 30, window: Duration::from_secs(60) };
+/// Token endpoint requests per client address.
+pub const TOKEN_PER_IP: Limit = Limit { name: "token-ip", max: 1200, window: Duration::from_secs(60) };
+/// Admin API requests per client address.
+pub const ADMIN_PER_IP: Limit = Limit { name: "admin-ip", max: 600, window: Duration::from_secs(60) };
+
 /// Counts one event for `subject` under `limit`; `Err(retry_after)` once over the limit.
 pub async fn check(state: &AppState, limit: Limit, subject: &str) -> Result<Result<(), Duration>, EphemeralError> {
     if !state.config.rate_limits {

@@ -1,10 +1,8 @@
 //! Extractors shared by the handlers: forms with a checked CSRF token, WebAuthn JSON bodies
 //! from the same origin, the ceremony cookie, and the signed-in person.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
+    extract::{FromRequest, FromRequestParts, Request},
     http::{HeaderMap, header, request::Parts},
 };
 use axum_extra::extract::CookieJar;
@@ -12,7 +10,7 @@ use chrono::Utc;
 use entity::user;
 use serde::de::DeserializeOwned;
 
-use super::{cookies, csrf::Csrf, pages::PageError};
+use super::{client_ip::client_ip, cookies, csrf::Csrf, pages::PageError};
 use crate::{
     app::AppState,
     audit,
@@ -134,8 +132,8 @@ pub struct Source {
 
 impl Source {
     /// Reads the source of a request.
-    pub fn of(parts: &Parts) -> Source {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+    pub fn of(parts: &Parts, state: &AppState) -> Source {
+        let ip = client_ip(parts, &state.config.trusted_proxies).map(|ip| ip.to_string());
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
         Source { ip, user_agent }
     }
@@ -152,7 +150,7 @@ impl Source {
 impl FromRequestParts<AppState> for Source {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Source::of(parts))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Source::of(parts, state))
     }
 }

@@ -27,6 +27,7 @@ use crate::{
         flow,
         pending::{self, Pending},
     },
+    ratelimit,
     store::users::normalize,
 };
 
@@ -86,6 +87,7 @@ pub async fn username_post(
     jar: CookieJar,
     private: PrivateCookieJar,
     csrf: Csrf,
+    source: Source,
     CsrfForm(form): CsrfForm<UsernameForm>,
 ) -> Result<Response, PageError> {
     let typed = form.username.trim();
@@ -94,6 +96,14 @@ pub async fn username_post(
         return username_step(&state, jar, &csrf, typed, error, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let remembered = RememberedUser { name: normalize(typed), signed_in: false };
+    // Per address and account: guessing at one account is slowed down, while the person
+    // themselves, from any other address, is never locked out.
+    let subject = format!("{}|{}", source.ip.as_deref().unwrap_or_default(), remembered.name);
+    if let Err(retry_after) =
+        ratelimit::check(&state, ratelimit::SIGNIN_PER_IP_ACCOUNT, &subject).await.map_err(AppError::from)?
+    {
+        return Ok(super::limits::too_many(retry_after, true));
+    }
     match login::start_passkey_step(&state, &remembered).await? {
         UsernameOutcome::PasskeyStep(step) => {
             let private = remember(private, &state, &remembered);

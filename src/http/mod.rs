@@ -8,12 +8,14 @@ mod account;
 mod admin;
 mod assets;
 mod ceremony_answer;
+mod client_ip;
 pub mod cookies;
 mod csrf;
 mod email;
 mod enroll;
 pub(crate) mod extract;
 mod health;
+mod limits;
 mod login;
 mod observe;
 pub mod oidc;
@@ -29,16 +31,20 @@ use axum::{
     routing::{get, post},
 };
 
-use crate::app::AppState;
+use crate::{
+    app::AppState,
+    ratelimit::{self, SIGNIN_PER_IP},
+};
 
 /// Largest request body accepted anywhere (WebAuthn responses are a few kilobytes).
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The endpoints relying parties may call from a browser (OIDC Discovery §4, RFC 6749 §3.2):
 /// any origin may read them; no cookies are involved.
-fn cross_origin_routes() -> Router<AppState> {
+fn cross_origin_routes(state: &AppState) -> Router<AppState> {
     use axum::http::{Method, header};
     use tower_http::cors::{Any, CorsLayer};
+    let token_limit = middleware::from_fn_with_state((state.clone(), ratelimit::TOKEN_PER_IP), limits::per_ip);
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
@@ -46,7 +52,7 @@ fn cross_origin_routes() -> Router<AppState> {
     Router::new()
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route("/jwks.json", get(oidc::jwks))
-        .route("/token", post(oidc::token_post))
+        .route("/token", post(oidc::token_post).route_layer(token_limit))
         .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/revoke", post(oidc::revoke))
         .route("/introspect", post(oidc::introspect))
@@ -55,10 +61,12 @@ fn cross_origin_routes() -> Router<AppState> {
 
 /// The complete router of Latchkey.
 pub fn router(state: AppState) -> Router {
+    let signin_limit = middleware::from_fn_with_state((state.clone(), SIGNIN_PER_IP), limits::per_ip);
+    let admin_limit = middleware::from_fn_with_state((state.clone(), ratelimit::ADMIN_PER_IP), limits::per_ip);
     Router::new()
         .route("/", get(|| async { Redirect::to("/account") }))
-        .route("/login", get(login::page).post(login::username_post))
-        .route("/login/passkey", post(login::passkey_post))
+        .route("/login", get(login::page).post(login::username_post).route_layer(signin_limit.clone()))
+        .route("/login/passkey", post(login::passkey_post).route_layer(signin_limit))
         .route("/login/switch-user", get(login::switch_user))
         .route("/login/email", post(email::request_post))
         .route("/login/email/{token}", get(email::link_page).post(email::link_post))
@@ -77,8 +85,8 @@ pub fn router(state: AppState) -> Router {
         .route("/authorize/consent", post(oidc::consent_post))
         .route("/end-session", get(oidc::end_session_get).post(oidc::end_session_post))
         .route("/end-session/confirm", post(oidc::end_session_confirm))
-        .nest("/admin/v1", admin::router(&state))
-        .merge(cross_origin_routes())
+        .nest("/admin/v1", admin::router(&state).layer(admin_limit))
+        .merge(cross_origin_routes(&state))
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

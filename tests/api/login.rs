@@ -319,3 +319,31 @@ async fn sign_ins_are_audited(backend: Backend) {
     assert_eq!(failures.len(), 1);
     assert!(failures[0].detail.contains("rejected"), "{}", failures[0].detail);
 }
+
+#[tokio::test]
+async fn guessing_at_one_account_is_rate_limited_per_address() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let browser = app.browser();
+    let login = browser.get("/login").await;
+    let csrf = login.csrf_token();
+    let mut statuses = Vec::new();
+    for _ in 0..31 {
+        statuses.push(browser.post_form("/login", &[("csrf_token", &csrf), ("username", "target")]).await);
+    }
+    assert!(statuses[..30].iter().all(|p| p.status == StatusCode::OK));
+    let limited = &statuses[30];
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.get(header::RETRY_AFTER).is_some());
+    assert!(limited.body.contains("Too many requests"));
+    let other = browser.post_form("/login", &[("csrf_token", &csrf), ("username", "someone-else")]).await;
+    assert_eq!(other.status, StatusCode::OK, "other accounts are unaffected");
+    let off = TestApp::spawn_with(Backend::Embedded, &[("LATCHKEY_RATE_LIMITS", "off")]).await;
+    let browser = off.browser();
+    let csrf = browser.get("/login").await.csrf_token();
+    for _ in 0..35 {
+        assert_eq!(
+            browser.post_form("/login", &[("csrf_token", &csrf), ("username", "target")]).await.status,
+            StatusCode::OK
+        );
+    }
+}

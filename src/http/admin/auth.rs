@@ -31,7 +31,7 @@ impl FromRequestParts<AppState> for AdminToken {
         match presented {
             None => Err(Unauthenticated { wrong_token: false }.into_response()),
             Some(token) if !same_token(token, expected) => Err(Unauthenticated { wrong_token: true }.into_response()),
-            Some(_) => Ok(AdminToken { actor: actor(parts) }),
+            Some(_) => Ok(AdminToken { actor: actor(parts, state) }),
         }
     }
 }
@@ -50,8 +50,8 @@ fn same_token(presented: &str, expected: &str) -> bool {
 }
 
 /// The caller's address (the TCP peer) and user agent.
-fn actor(parts: &Parts) -> Actor {
-    let Source { ip, user_agent } = Source::of(parts);
+fn actor(parts: &Parts, state: &AppState) -> Actor {
+    let Source { ip, user_agent } = Source::of(parts, state);
     Actor { ip, user_agent }
 }
 
