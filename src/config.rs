@@ -178,6 +178,9 @@ impl Config {
     }
 }
 
+/// The longest duration any setting accepts.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
 fn invalid(variable: &'static str, problem: String) -> ConfigError {
     ConfigError { variable, problem }
 }
@@ -244,6 +247,10 @@ fn parse_duration<'a>(
     if duration.is_zero() {
         return Err(invalid(variable, "must be longer than zero".into()));
     }
+    // Lifetimes are added to timestamps; a bound keeps that arithmetic far from overflowing.
+    if duration > MAX_DURATION {
+        return Err(invalid(variable, "must be at most 10 years".into()));
+    }
     Ok(duration)
 }
 
@@ -277,6 +284,7 @@ mod tests {
             ("LATCHKEY_REVEAL_UNKNOWN_USERS", "perhaps"),
             ("LATCHKEY_DATABASE_URL", "mysql://x"),
             ("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, proxy"),
+            ("LATCHKEY_SESSION_MAX_AGE", "300000y"),
         ] {
             let err = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert_eq!(err.variable, name, "{value}");

@@ -4,8 +4,9 @@
 //! ceremony for its passkeys. Names that match no account (and disabled accounts) get a decoy
 //! ceremony that looks the same and always fails with the message a wrong passkey gets, unless
 //! the operator chose to reveal unknown users. Verification takes the ceremony state
-//! atomically, checks that the credential belongs to the user of this login, updates the stored
-//! passkey (counter, backup state, last use) and opens an SSO session.
+//! atomically, checks that the credential belongs to the user of this login and that its backup
+//! eligibility is what it was at registration, updates the stored passkey (counter, backup
+//! state, last use) and opens an SSO session.
 
 use chrono::{DateTime, Utc};
 use entity::{passkey as passkey_row, user};
@@ -109,7 +110,9 @@ pub async fn finish(
     };
     let verified = match &taken {
         Ceremony::Login { user_id: Some(user_id), state: Some(ceremony_state), .. } => {
-            match state.passkeys.finish_authentication(response, ceremony_state) {
+            let verified = passkey::check_user_handle(response, *user_id)
+                .and_then(|()| state.passkeys.finish_authentication(response, ceremony_state));
+            match verified {
                 Ok(result) => owned_passkey(state, *user_id, &result).await?.map(|row| (result, row)),
                 Err(err) => return failure(state, &taken, err).await,
             }
@@ -128,10 +131,13 @@ pub async fn finish(
     let Some((result, row)) = verified else {
         return failure(state, &taken, CeremonyError::Rejected).await;
     };
+    if let Err(err) = passkey::check_backup_eligibility(&result, row.backup_eligible) {
+        return failure(state, &taken, err).await;
+    }
     let Some(user) = users::find_by_id(&state.db, row.user_id).await?.filter(|u| !u.disabled) else {
         return failure(state, &taken, CeremonyError::Rejected).await;
     };
-    let backup_eligible = result.backup_eligible() || row.backup_eligible;
+    let backup_eligible = row.backup_eligible;
     let passkey_id = row.id;
     record_use(state, row, &result, now).await?;
     let session = Session::passkey(user.id, result.user_verified(), backup_eligible, now);
@@ -171,7 +177,8 @@ async fn owned_passkey(
     Ok(passkeys::find_by_credential_id(&state.db, &credential_id).await?.filter(|row| row.user_id == user_id))
 }
 
-/// Saves what the assertion changed: counter and backup flags when they moved, and the time of use.
+/// Saves what the assertion changed: counter and backup state when they moved, and the time of
+/// use (backup eligibility cannot change: [`passkey::check_backup_eligibility`]).
 async fn record_use(
     state: &AppState,
     row: passkey_row::Model,
@@ -183,7 +190,7 @@ async fn record_use(
         Some(true) => Some(passkey::serialize_stored(&stored)),
         _ => None,
     };
-    let backup_eligible = row.backup_eligible || result.backup_eligible();
+    let backup_eligible = row.backup_eligible;
     passkeys::record_use(&state.db, row, updated, result.backup_state(), backup_eligible, now).await?;
     Ok(())
 }

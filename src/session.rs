@@ -176,6 +176,40 @@ mod tests {
         assert!(load(&store, policy(), &id, earlier).await.unwrap().is_some());
     }
 
+    /// A fixed start, so boundaries are exact to the nanosecond.
+    fn t0() -> DateTime<Utc> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn sessions_end_exactly_at_their_absolute_end() {
+        let store = Ephemeral::new(Arc::new(MemoryStore::new()));
+        let end = t0() + chrono::Duration::seconds(86400);
+        let ended = create(&store, policy(), &session(t0()), t0()).await.unwrap();
+        assert!(load(&store, policy(), &ended, end).await.unwrap().is_none(), "not one instant past max_age");
+        assert!(load(&store, policy(), &ended, t0()).await.unwrap().is_none(), "and it was deleted");
+        let live = create(&store, policy(), &session(t0()), t0()).await.unwrap();
+        let just_before = end - chrono::Duration::nanoseconds(1);
+        assert!(load(&store, policy(), &live, just_before).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn renewal_never_moves_backwards_and_no_instant_panics() {
+        let store = Ephemeral::new(Arc::new(MemoryStore::new()));
+        let id = create(&store, policy(), &session(t0()), t0()).await.unwrap();
+        let later = t0() + chrono::Duration::minutes(7);
+        let renewed = load(&store, policy(), &id, later).await.unwrap().unwrap();
+        assert_eq!(renewed.renewed_at, later, "renewed once a tenth of the idle timeout passed");
+        for earlier in [t0(), t0() - chrono::Duration::days(400), DateTime::<Utc>::MIN_UTC] {
+            let loaded = load(&store, policy(), &id, earlier).await.unwrap().expect("before its end");
+            assert_eq!(loaded.renewed_at, later, "a clock moved back does not renew into the past");
+            assert_eq!(loaded.auth_time, t0());
+        }
+        assert!(load(&store, policy(), &id, DateTime::<Utc>::MAX_UTC).await.unwrap().is_none());
+        assert!(load(&store, policy(), &id, later).await.unwrap().is_none(), "deleted once past its end");
+    }
+
     #[tokio::test]
     async fn ended_sessions_are_gone() {
         let store = Ephemeral::new(Arc::new(MemoryStore::new()));

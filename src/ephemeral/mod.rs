@@ -44,6 +44,9 @@ pub trait EphemeralStore: Send + Sync {
 }
 
 /// The store as the application holds it, with typed JSON helpers on top of the byte trait.
+/// Every operation is counted in `latchkey_store_operations_total{store="ephemeral",operation}`
+/// (one operation is one Redis round trip with the Redis store), so benchmarks can report the
+/// cost of a login.
 #[derive(Clone)]
 pub struct Ephemeral(Arc<dyn EphemeralStore>);
 
@@ -56,21 +59,25 @@ impl Ephemeral {
     /// Stores `value` as JSON.
     pub async fn put_json<T: Serialize>(&self, key: &str, value: &T, ttl: Duration) -> Result<(), EphemeralError> {
         let bytes = serde_json::to_vec(value).map_err(|e| EphemeralError::Corrupt(e.to_string()))?;
+        counted("put");
         self.0.put(key, bytes, ttl).await
     }
 
     /// Reads a JSON value without consuming it.
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError> {
+        counted("get");
         decode(self.0.get(key).await?)
     }
 
     /// Takes a JSON value atomically: the first caller gets it, every later one gets `None`.
     pub async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, EphemeralError> {
+        counted("take");
         decode(self.0.take(key).await?)
     }
 
     /// Removes `key`.
     pub async fn delete(&self, key: &str) -> Result<(), EphemeralError> {
+        counted("delete");
         self.0.delete(key).await
     }
 
@@ -81,8 +88,13 @@ impl Ephemeral {
 
     /// Counts an event in a fixed window (rate limits).
     pub async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), EphemeralError> {
+        counted("increment");
         self.0.increment(key, window).await
     }
+}
+
+fn counted(operation: &'static str) {
+    metrics::counter!(crate::observe::STORE_OPERATIONS, "store" => "ephemeral", "operation" => operation).increment(1);
 }
 
 fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<T>, EphemeralError> {

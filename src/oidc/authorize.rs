@@ -97,6 +97,10 @@ impl Params {
         let mut seen = BTreeSet::new();
         self.0.iter().map(|(k, _)| k.as_str()).find(|k| !seen.insert(*k))
     }
+
+    fn repeats(&self, name: &str) -> bool {
+        self.0.iter().filter(|(k, _)| k == name).count() > 1
+    }
 }
 
 /// Reads the client id, so the caller can look the client up before [`validate`].
@@ -108,7 +112,8 @@ pub fn client_id(params: &Params) -> Option<&str> {
 pub fn validate(params: &Params, client: Option<&Client>) -> Result<AuthorizationRequest, AuthorizeError> {
     let untrusted = |m: &str| Err(AuthorizeError::Untrusted(m.to_owned()));
     let duplicated = params.duplicated();
-    if matches!(duplicated, Some("client_id" | "redirect_uri")) {
+    // Whichever parameter repeats first: a repeated client_id or redirect_uri is never trusted.
+    if params.repeats("client_id") || params.repeats("redirect_uri") {
         return untrusted("The request repeats client_id or redirect_uri.");
     }
     let Some(client) = client else {

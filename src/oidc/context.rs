@@ -106,4 +106,13 @@ mod tests {
         assert!(!ctx.within_max_age(Some(99), later));
         assert!(ctx.within_max_age(Some(0), start - chrono::Duration::seconds(5)), "clock moved back");
     }
+
+    #[test]
+    fn max_age_at_the_ends_of_time_never_panics() {
+        let (first, last) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+        assert!(context(false, first).within_max_age(Some(i64::MAX), last));
+        assert!(!context(false, first).within_max_age(Some(0), last));
+        assert!(context(false, last).within_max_age(Some(0), first), "clock moved back to the first instant");
+        assert!(!context(false, first).within_max_age(Some(i64::MIN), first), "validate() refuses negatives anyway");
+    }
 }

@@ -136,3 +136,62 @@ pub async fn decide(
         params,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    fn pending(prompt: Prompt, max_age: Option<i64>, received_at: DateTime<Utc>) -> Pending {
+        let request = AuthorizationRequest {
+            client_id: "client".into(),
+            redirect_uri: "https://app.example.com/callback".into(),
+            response_mode: ResponseMode::Query,
+            scopes: BTreeSet::from(["openid".to_owned()]),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt,
+            max_age,
+            login_hint: None,
+            acr_values: vec![],
+        };
+        Pending::new(request, received_at)
+    }
+
+    fn signed_in_at(at: DateTime<Utc>) -> Session {
+        Session::passkey(Uuid::nil(), true, false, at)
+    }
+
+    #[test]
+    fn prompt_login_counts_a_sign_in_from_the_instant_of_the_request() {
+        let request = pending(Prompt::Login, None, t0());
+        let second = chrono::Duration::seconds(1);
+        assert!(session_satisfies(&request, Some(&signed_in_at(t0())), t0()), "at the same instant");
+        assert!(!session_satisfies(&request, Some(&signed_in_at(t0() - second)), t0() + second));
+        assert!(!session_satisfies(&request, None, t0()));
+        // The clock went back between the request and the sign-in: the sign-in is not newer.
+        assert!(!session_satisfies(&request, Some(&signed_in_at(t0() - second)), t0() - second));
+    }
+
+    #[test]
+    fn max_age_ends_exactly_after_max_age_seconds_whichever_way_the_clock_moves() {
+        let request = pending(Prompt::Default, Some(60), t0());
+        let session = signed_in_at(t0());
+        let at = |seconds| t0() + chrono::Duration::seconds(seconds);
+        assert!(session_satisfies(&request, Some(&session), at(60)));
+        assert!(!session_satisfies(&request, Some(&session), at(61)));
+        assert!(session_satisfies(&request, Some(&session), at(-86400)), "clock moved back");
+        assert!(session_satisfies(&request, Some(&session), DateTime::<Utc>::MIN_UTC));
+        assert!(!session_satisfies(&request, Some(&session), DateTime::<Utc>::MAX_UTC));
+        let no_limit = pending(Prompt::Default, None, t0());
+        assert!(session_satisfies(&no_limit, Some(&session), DateTime::<Utc>::MAX_UTC));
+    }
+}

@@ -91,6 +91,7 @@ impl PasskeyService {
         response: &RegisterPublicKeyCredential,
         state: &PasskeyRegistration,
     ) -> Result<NewPasskey, CeremonyError> {
+        check_unread_members(&response.id, &response.raw_id, &response.type_, &response.response.client_data_json)?;
         let verified = self.webauthn.finish_passkey_registration(response, state).map_err(rejected)?;
         // webauthn-rs does not keep the transports the browser reported; they make later
         // allow-lists faster to satisfy (security key vs. phone vs. this device).
@@ -161,11 +162,13 @@ impl PasskeyService {
         response: &PublicKeyCredential,
         state: &PasskeyAuthentication,
     ) -> Result<AuthenticationResult, CeremonyError> {
+        check_unread_members(&response.id, &response.raw_id, &response.type_, &response.response.client_data_json)?;
         self.webauthn.finish_passkey_authentication(response, state).map_err(rejected)
     }
 
     /// The user handle and credential id a discoverable assertion claims.
     pub fn identify_discoverable(&self, response: &PublicKeyCredential) -> Result<(Uuid, String), CeremonyError> {
+        check_unread_members(&response.id, &response.raw_id, &response.type_, &response.response.client_data_json)?;
         let (user, credential_id) = self.webauthn.identify_discoverable_authentication(response).map_err(rejected)?;
         Ok((user, URL_SAFE_NO_PAD.encode(credential_id)))
     }
@@ -177,7 +180,58 @@ impl PasskeyService {
         state: DiscoverableAuthentication,
         passkey: &Passkey,
     ) -> Result<AuthenticationResult, CeremonyError> {
+        check_unread_members(&response.id, &response.raw_id, &response.type_, &response.response.client_data_json)?;
         self.webauthn.finish_discoverable_authentication_v2(response, state, passkey).map_err(rejected)
+    }
+}
+
+/// What webauthn-rs does not check: `id` must be the base64url of `rawId` and `type` must be
+/// `public-key` (WebAuthn L3 §5.1), and the client data must not come from a cross-origin
+/// iframe (§7.1 step 9, §7.2 step 13: Latchkey's pages are never framed, `frame-ancestors
+/// 'none'`). Browsers always send these so; anything else was made by hand and is refused rather
+/// than silently accepted. Client data that is not JSON is left to webauthn-rs to refuse.
+fn check_unread_members(id: &str, raw_id: &[u8], type_: &str, client_data_json: &[u8]) -> Result<(), CeremonyError> {
+    #[derive(serde::Deserialize)]
+    struct Frame {
+        #[serde(rename = "crossOrigin")]
+        cross_origin: Option<serde_json::Value>,
+        #[serde(rename = "topOrigin")]
+        top_origin: Option<serde_json::Value>,
+    }
+    let framed = serde_json::from_slice::<Frame>(client_data_json).is_ok_and(|frame| {
+        !matches!(frame.cross_origin, None | Some(serde_json::Value::Bool(false))) || frame.top_origin.is_some()
+    });
+    if type_ == "public-key" && id == URL_SAFE_NO_PAD.encode(raw_id) && !framed {
+        Ok(())
+    } else {
+        tracing::info!(framed, "passkey ceremony rejected: id is not rawId, type is not public-key, or framed");
+        Err(CeremonyError::Rejected)
+    }
+}
+
+/// WebAuthn L3 §7.2 step 6: when the person was identified before the ceremony (the username
+/// step), a user handle in the response must be theirs (webauthn-rs checks it only for
+/// discoverable sign-ins).
+pub fn check_user_handle(response: &PublicKeyCredential, user_id: Uuid) -> Result<(), CeremonyError> {
+    match response.get_user_unique_id() {
+        Some(handle) if handle != user_id.as_bytes() => {
+            tracing::info!("passkey ceremony rejected: the user handle is not the identified user's");
+            Err(CeremonyError::Rejected)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// WebAuthn L3 §7.2 step 19: the backup-eligible (BE) flag is fixed when a credential is made
+/// and must not change. Latchkey's business logic depends on it (a device-bound passkey is
+/// `phrh`, a synced one `phr`), so a change either way fails the assertion: webauthn-rs refuses
+/// it for discoverable sign-ins but lets BE go from 0 to 1 on allow-list ones.
+pub fn check_backup_eligibility(result: &AuthenticationResult, registered: bool) -> Result<(), CeremonyError> {
+    if result.backup_eligible() == registered {
+        Ok(())
+    } else {
+        tracing::warn!(registered, asserted = result.backup_eligible(), "passkey backup eligibility changed");
+        Err(CeremonyError::Rejected)
     }
 }
 
@@ -255,6 +309,40 @@ mod tests {
         assert!(a.get("mediation").is_none());
         assert!(a["publicKey"].get("extensions").is_none());
         assert_eq!(a["publicKey"]["userVerification"], "required");
+    }
+
+    #[test]
+    fn members_webauthn_rs_does_not_read_are_checked() {
+        let raw_id = [1u8, 2, 3];
+        let client = |extra: &str| format!(r#"{{"type":"webauthn.get","challenge":"AA","origin":"x"{extra}}}"#);
+        let check =
+            |id: &str, type_: &str, extra: &str| check_unread_members(id, &raw_id, type_, client(extra).as_bytes());
+        assert_eq!(check("AQID", "public-key", ""), Ok(()));
+        assert_eq!(check("AQID", "public-key", r#","crossOrigin":false"#), Ok(()));
+        assert_eq!(check("AQID", "public-key", r#","crossOrigin":true"#), Err(CeremonyError::Rejected));
+        assert_eq!(check("AQID", "public-key", r#","crossOrigin":"false""#), Err(CeremonyError::Rejected));
+        assert_eq!(check("AQID", "public-key", r#","topOrigin":"https://evil.example""#), Err(CeremonyError::Rejected));
+        assert_eq!(check("AQID=", "public-key", ""), Err(CeremonyError::Rejected), "padded");
+        assert_eq!(check("AQIE", "public-key", ""), Err(CeremonyError::Rejected));
+        assert_eq!(check("AQID", "password", ""), Err(CeremonyError::Rejected));
+        assert_eq!(check_unread_members("AQID", &raw_id, "public-key", b"not json"), Ok(()), "left to webauthn-rs");
+    }
+
+    #[test]
+    fn a_user_handle_must_be_the_identified_users() {
+        let user = Uuid::new_v4();
+        let assertion = |handle: serde_json::Value| -> PublicKeyCredential {
+            serde_json::from_value(serde_json::json!({
+                "id": "AQID", "rawId": "AQID", "type": "public-key",
+                "response": {"authenticatorData": "", "clientDataJSON": "", "signature": "", "userHandle": handle},
+            }))
+            .unwrap()
+        };
+        assert_eq!(check_user_handle(&assertion(URL_SAFE_NO_PAD.encode(user.as_bytes()).into()), user), Ok(()));
+        assert_eq!(check_user_handle(&assertion(serde_json::Value::Null), user), Ok(()), "the handle is optional");
+        let other = URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes());
+        assert_eq!(check_user_handle(&assertion(other.into()), user), Err(CeremonyError::Rejected));
+        assert_eq!(check_user_handle(&assertion("AAAA".into()), user), Err(CeremonyError::Rejected));
     }
 
     #[test]

@@ -6,10 +6,13 @@ mod helpers;
 
 mod account;
 mod admin;
+mod bench_smoke;
 mod browser;
 mod cli;
 mod email;
 mod faults;
+mod fuzz;
+mod hardening_webauthn;
 mod helm;
 mod login;
 mod oidc;

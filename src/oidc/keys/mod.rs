@@ -39,7 +39,7 @@ use axum::body::Bytes;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use entity::signing_key;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use openidconnect::{
     JsonWebKeyId,
     core::{CoreJsonCurveType, CoreJsonWebKey, CoreJsonWebKeySet},
@@ -155,7 +155,7 @@ struct PublishedKey {
 /// What signing and verifying with one key needs, parsed once. Rows never change except
 /// `retired_at`, so reloads reuse this by kid.
 struct Material {
-    encoding: EncodingKey,
+    signer: Signer,
     decoding: DecodingKey,
     validation: Validation,
     jwk: CoreJsonWebKey,
@@ -224,7 +224,7 @@ impl SigningKeys {
         let mut header = Header::new(jwt_alg(alg));
         header.typ = typ.map(str::to_owned);
         header.kid = Some(key.meta.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.material.encoding).with_context(|| format!("signing with {alg}"))
+        key.material.signer.jws(&header, claims).with_context(|| format!("signing with {alg}"))
     }
 
     /// Verifies a JWS Latchkey signed and returns its claims. The `kid` must name a key
@@ -469,24 +469,64 @@ fn jwks_document(keys: &[PublishedKey]) -> anyhow::Result<(Bytes, String)> {
 impl Material {
     fn from_pem(alg: SigningAlg, kid: &str, pem: &str) -> anyhow::Result<Self> {
         let kid_value = Some(JsonWebKeyId::new(kid.to_owned()));
-        let (encoding, decoding, jwk) = match alg {
+        let (signer, decoding, jwk) = match alg {
             SigningAlg::RS256 => rsa_parts(pem, kid_value),
             SigningAlg::ES256 => p256_parts(pem, kid_value),
             SigningAlg::EdDSA => ed25519_parts(pem, kid_value),
         }
         .with_context(|| format!("signing key {kid} is not a valid {alg} private key"))?;
-        Ok(Self { encoding, decoding, validation: signature_only(jwt_alg(alg)), jwk: with_alg(jwk, alg)? })
+        Ok(Self { signer, decoding, validation: signature_only(jwt_alg(alg)), jwk: with_alg(jwk, alg)? })
     }
 }
 
-type Parts = (EncodingKey, DecodingKey, CoreJsonWebKey);
+type Parts = (Signer, DecodingKey, CoreJsonWebKey);
+
+/// A private key parsed once, ready to sign. `jsonwebtoken`'s `EncodingKey` keeps only the DER
+/// and parses it again at every signature — for P-256 that derives the public key, a second
+/// scalar multiplication as costly as the signature itself — so Latchkey signs with these
+/// and assembles the compact JWS (RFC 7515 §7.1) itself. The header and claims are serialised
+/// exactly as `jsonwebtoken::encode` does, so the tokens are the same.
+enum Signer {
+    /// RSASSA-PKCS1-v1_5 with SHA-256, blinded with fresh randomness per signature (as
+    /// `jsonwebtoken` does), so timing does not reveal the key.
+    Rs256(rsa::pkcs1v15::SigningKey<Sha256>),
+    /// ECDSA P-256 with SHA-256 and RFC 6979 nonces; the signature is `r || s` (RFC 7518 §3.4).
+    Es256(p256::ecdsa::SigningKey),
+    /// Ed25519 (RFC 8037 §3.1).
+    EdDsa(ed25519_dalek::SigningKey),
+}
+
+impl Signer {
+    /// `base64url(header) . base64url(claims) . base64url(signature)`.
+    fn jws<T: Serialize>(&self, header: &Header, claims: &T) -> anyhow::Result<String> {
+        let mut jws = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jws);
+        let signature = self.sign(jws.as_bytes())?;
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
+        Ok(jws)
+    }
+
+    fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
+        use p256::ecdsa::signature::{RandomizedSigner, SignatureEncoding, Signer as _};
+        Ok(match self {
+            Signer::Rs256(key) => key.try_sign_with_rng(&mut rsa::rand_core::OsRng, message)?.to_vec(),
+            Signer::Es256(key) => {
+                let signature: p256::ecdsa::Signature = key.try_sign(message)?;
+                signature.to_bytes().to_vec()
+            }
+            Signer::EdDsa(key) => key.try_sign(message)?.to_bytes().to_vec(),
+        })
+    }
+}
 
 fn rsa_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
     use rsa::{pkcs1::DecodeRsaPrivateKey, traits::PublicKeyParts};
     let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem)?;
     let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
     let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-    Ok((EncodingKey::from_rsa_pem(pem.as_bytes())?, decoding, CoreJsonWebKey::new_rsa(n, e, kid)))
+    Ok((Signer::Rs256(rsa::pkcs1v15::SigningKey::new(key)), decoding, CoreJsonWebKey::new_rsa(n, e, kid)))
 }
 
 fn p256_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
@@ -497,7 +537,7 @@ fn p256_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
     // jsonwebtoken's EC "DER" verification key is the SEC1 point, as its from_ec_components builds.
     let decoding = DecodingKey::from_ec_der(point.as_bytes());
     let jwk = CoreJsonWebKey::new_ec(x.to_vec(), y.to_vec(), CoreJsonCurveType::P256, kid);
-    Ok((EncodingKey::from_ec_pem(pem.as_bytes())?, decoding, jwk))
+    Ok((Signer::Es256(key), decoding, jwk))
 }
 
 fn ed25519_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
@@ -507,7 +547,7 @@ fn ed25519_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> 
     // As for EC, jsonwebtoken's Ed25519 "DER" verification key is the raw 32-byte public key.
     let decoding = DecodingKey::from_ed_der(&public);
     let jwk = CoreJsonWebKey::new_okp(public.to_vec(), CoreJsonCurveType::Ed25519, kid);
-    Ok((EncodingKey::from_ed_pem(pem.as_bytes())?, decoding, jwk))
+    Ok((Signer::EdDsa(key), decoding, jwk))
 }
 
 /// `CoreJsonWebKey` has no setter for `alg` (RFC 7517 §4.4), so the key takes one trip through

@@ -63,7 +63,7 @@ fn b64(value: &Value) -> String {
 fn sign_raw(keys: &SigningKeys, kid: &str, header: &Header, claims: &Value) -> String {
     let snapshot = keys.snapshot();
     let key = snapshot.published_key(kid, t0()).unwrap();
-    jsonwebtoken::encode(header, claims, &key.material.encoding).unwrap()
+    key.material.signer.jws(header, claims).unwrap()
 }
 
 #[tokio::test]
@@ -207,6 +207,43 @@ async fn expiry_is_checked_against_the_given_now_without_leeway() {
     no_exp.as_object_mut().unwrap().remove("exp");
     let token = keys.sign(SigningAlg::ES256, None, &no_exp, now).unwrap();
     assert_eq!(keys.verify::<Value>(&token, None, now), Err(TokenError::Malformed));
+}
+
+#[tokio::test]
+async fn clocks_moved_back_or_far_ahead_never_panic() {
+    let now = t0();
+    let db = fresh_db().await;
+    let keys = SigningKeys::load_or_create(&db, now).await.unwrap();
+    let token = keys.sign(SigningAlg::ES256, None, &claims(now, 60), now).unwrap();
+    for earlier in [now - chrono::Duration::days(1), DateTime::<Utc>::MIN_UTC] {
+        assert!(keys.verify::<Value>(&token, None, earlier).is_ok(), "not expired yet at {earlier}");
+    }
+    assert_eq!(keys.verify::<Value>(&token, None, DateTime::<Utc>::MAX_UTC), Err(TokenError::Expired));
+    // `exp` at the ends of what JSON can carry.
+    let with_exp = |exp: Value| {
+        let mut claims = claims(now, 0);
+        claims["exp"] = exp;
+        keys.sign(SigningAlg::ES256, None, &claims, now).unwrap()
+    };
+    let last = DateTime::<Utc>::MAX_UTC;
+    assert!(keys.verify::<Value>(&with_exp(json!(i64::MAX)), None, last).is_ok());
+    assert!(keys.verify::<Value>(&with_exp(json!(f64::MAX)), None, last).is_ok());
+    let first = DateTime::<Utc>::MIN_UTC;
+    assert_eq!(keys.verify::<Value>(&with_exp(json!(-f64::MAX)), None, first), Err(TokenError::Expired));
+    assert_eq!(keys.verify::<Value>(&with_exp(json!("tomorrow")), None, now), Err(TokenError::Malformed));
+    // Before the first key activates nothing signs: an error, not a token from the future.
+    let before = now - chrono::Duration::seconds(1);
+    assert!(keys.sign(SigningAlg::ES256, None, &claims(before, 60), before).is_err());
+
+    // A token of a key published ahead still verifies when the clock goes back before its activation.
+    let t1 = now + chrono::Duration::hours(1);
+    keys.rotate(&db, t1, minutes(10), minutes(30)).await.unwrap();
+    let t2 = t1 + chrono::Duration::minutes(10);
+    let new_token = keys.sign(SigningAlg::ES256, None, &claims(t2, 60), t2).unwrap();
+    assert_ne!(kid_of(&new_token), initial_kid(SigningAlg::ES256));
+    for earlier in [t1, now - chrono::Duration::days(1)] {
+        assert!(keys.verify::<Value>(&new_token, None, earlier).is_ok());
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,42 @@
+//! The load generator (`latchkey-bench`) run in-process for a moment against a `TestApp`: two
+//! virtual users through the complete login flow, in each way a sign-in can start. Checks that
+//! the generator works and that every flow succeeds; it never asserts a timing.
+
+use std::time::Duration;
+
+use latchkey::oidc::clients::ClientSpec;
+use latchkey_bench::{Alg, LoginMode, Options, Scenario};
+
+use crate::{
+    helpers::{Backend, TestApp},
+    oidc::{REDIRECT_URI, first_party, register},
+    on_both_backends,
+};
+
+on_both_backends!(the_generator_completes_login_flows_without_errors);
+
+async fn the_generator_completes_login_flows_without_errors(backend: Backend) {
+    // A load generator is what rate limits exist to stop; benchmarks run with them off.
+    let app = TestApp::spawn_with(backend, &[("LATCHKEY_RATE_LIMITS", "off")]).await;
+    let spec = ClientSpec { id_token_signed_response_alg: Some("ES256".into()), ..first_party() };
+    let (client_id, secret) = register(&app, spec).await;
+    for (login_mode, seconds) in [(LoginMode::Username, 2), (LoginMode::Remembered, 1), (LoginMode::Discoverable, 1)] {
+        let options = Options {
+            target: app.base.clone(),
+            duration: Duration::from_secs(seconds),
+            warmup: Duration::ZERO,
+            concurrency: 2,
+            users: Some(2),
+            scenario: Scenario::Login,
+            alg: Alg::ES256,
+            login_mode,
+            client_id: Some(client_id.clone()),
+            client_secret: secret.clone().expect("a confidential client"),
+            redirect_uri: REDIRECT_URI.into(),
+            ..Options::default()
+        };
+        let report = latchkey_bench::run(&options).await.expect("the generator sets up and runs");
+        assert!(!report.failed(), "{login_mode:?}: flows failed:\n{}", report.table());
+        assert!(report.flows >= 1, "{login_mode:?}: no flow completed:\n{}", report.table());
+    }
+}
