@@ -1,0 +1,130 @@
+//! What the server says about the run: `/metrics` (Prometheus text) read before and after, and
+//! the counters' growth divided by the flows completed — sign-ins, token responses, HTTP
+//! requests and, where Latchkey counts them, store operations
+//! (`latchkey_store_operations_total{store,operation}`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::agent::Agent;
+
+/// Counter values by series (`name{labels}`).
+#[derive(Clone, Debug, Default)]
+pub struct Counters(BTreeMap<String, f64>);
+
+impl Counters {
+    /// Reads `/metrics`; `None` when it is not served.
+    pub async fn scrape(agent: &Agent) -> Option<Counters> {
+        let response = agent.client.get(format!("{}/metrics", agent.base)).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        Some(Counters::parse(&response.text().await.ok()?))
+    }
+
+    /// Parses the Prometheus text format (counters only; histograms' buckets are skipped).
+    pub fn parse(text: &str) -> Counters {
+        let series = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse::<f64>().ok()?))
+            })
+            .filter(|(series, _)| series.starts_with("latchkey_") && series.contains("_total"))
+            .collect();
+        Counters(series)
+    }
+
+    fn sum(&self, prefix: &str, filter: impl Fn(&str) -> bool) -> f64 {
+        self.0.iter().filter(|(series, _)| series.starts_with(prefix) && filter(series)).map(|(_, v)| v).sum()
+    }
+}
+
+/// Server-side counts per completed flow.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerCounts {
+    /// Flows the counts are divided by (warm-up included, failed flows excluded).
+    pub flows: u64,
+    /// `latchkey_http_requests_total` growth (scrapes of `/metrics` excluded).
+    pub http_requests_per_flow: f64,
+    /// Successful sign-ins (`latchkey_signins_total{outcome="success"}`).
+    pub signins_per_flow: f64,
+    /// Token responses (`latchkey_tokens_issued_total`).
+    pub tokens_per_flow: f64,
+    /// `latchkey_store_operations_total` by labels, when the server counts them.
+    pub store_operations_per_flow: BTreeMap<String, f64>,
+}
+
+impl Counters {
+    /// How much each series grew since `before` (series new since then count from zero).
+    pub fn growth_since(&self, before: &Counters) -> Counters {
+        Counters(
+            self.0
+                .iter()
+                .map(|(series, value)| (series.clone(), value - before.0.get(series).copied().unwrap_or(0.0)))
+                .collect(),
+        )
+    }
+
+    /// Adds `other`'s values series by series.
+    pub fn add(&mut self, other: &Counters) {
+        for (series, value) in &other.0 {
+            *self.0.entry(series.clone()).or_default() += value;
+        }
+    }
+}
+
+impl ServerCounts {
+    /// Counter growth `growth` per flow, for `flows` completed flows. The scrapes of
+    /// `/metrics` themselves are not counted as requests.
+    pub fn of(growth: &Counters, flows: u64) -> ServerCounts {
+        let per_flow = |value: f64| if flows == 0 { 0.0 } else { value / flows as f64 };
+        let requests = growth.sum("latchkey_http_requests_total", |s| !s.contains("route=\"/metrics\""));
+        let signins = growth.sum("latchkey_signins_total", |s| s.contains("outcome=\"success\""));
+        let tokens = growth.sum("latchkey_tokens_issued_total", |_| true);
+        let store_operations = growth
+            .0
+            .iter()
+            .filter_map(|(series, value)| {
+                let labels = series.strip_prefix("latchkey_store_operations_total")?;
+                Some((labels.to_owned(), per_flow(*value)))
+            })
+            .collect();
+        ServerCounts {
+            flows,
+            http_requests_per_flow: per_flow(requests),
+            signins_per_flow: per_flow(signins),
+            tokens_per_flow: per_flow(tokens),
+            store_operations_per_flow: store_operations,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_grow_per_flow() {
+        let before = Counters::parse(
+            "# TYPE latchkey_signins_total counter\n\
+             latchkey_signins_total{method=\"passkey\",outcome=\"success\"} 10\n\
+             latchkey_http_requests_total{route=\"/token\",method=\"POST\",status=\"200\"} 5\n\
+             latchkey_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"200\"} 1\n",
+        );
+        let after = Counters::parse(
+            "latchkey_signins_total{method=\"passkey\",outcome=\"success\"} 30\n\
+             latchkey_signins_total{method=\"passkey\",outcome=\"failure\"} 3\n\
+             latchkey_http_requests_total{route=\"/token\",method=\"POST\",status=\"200\"} 25\n\
+             latchkey_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"200\"} 2\n\
+             latchkey_store_operations_total{store=\"database\",operation=\"write\"} 40\n\
+             latchkey_http_request_duration_seconds_bucket{le=\"0.1\"} 7\n",
+        );
+        let counts = ServerCounts::of(&after.growth_since(&before), 20);
+        assert_eq!(counts.signins_per_flow, 1.0);
+        assert_eq!(counts.http_requests_per_flow, 1.0);
+        assert_eq!(counts.store_operations_per_flow["{store=\"database\",operation=\"write\"}"], 2.0);
+    }
+}
