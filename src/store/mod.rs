@@ -36,7 +36,7 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
     options
         .max_connections(max_connections)
         .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
