@@ -144,7 +144,7 @@ impl Config {
             email_link_ttl: parse_duration(get, "LATCHKEY_EMAIL_LINK_TTL", "15m")?,
             enrollment_ttl: parse_duration(get, "LATCHKEY_ENROLLMENT_TTL", "24h")?,
             database_max_connections: match get("LATCHKEY_DATABASE_MAX_CONNECTIONS").map(str::parse::<u32>) {
-                None => crate::store::DEFAULT_MAX_CONNECTIONS,
+                None => crate::store::default_max_connections(database_url),
                 Some(Ok(n)) if (1..=1000).contains(&n) => n,
                 Some(_) => {
                     return Err(invalid("LATCHKEY_DATABASE_MAX_CONNECTIONS", "must be a number from 1 to 1000".into()));

@@ -24,11 +24,15 @@ use sea_orm::{
 /// in WAL mode with a busy timeout, so readers never block the single writer and short write
 /// bursts wait instead of failing.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    connect_with(url, DEFAULT_MAX_CONNECTIONS).await
+    connect_with(url, default_max_connections(url)).await
 }
 
-/// Pool size when none is configured.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// Pool size when none is configured: one connection for SQLite, whose single writer makes
+/// concurrent write transactions wait in its busy handler (seconds under load, measured in
+/// docs/benchmarks.md) where one connection simply queues them; ten for PostgreSQL.
+pub fn default_max_connections(url: &str) -> u32 {
+    if url.starts_with("sqlite") { 1 } else { 10 }
+}
 
 /// [`connect`] with an explicit pool size (`LATCHKEY_DATABASE_MAX_CONNECTIONS`).
 pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
