@@ -16,7 +16,7 @@ use crate::{
     ephemeral::{Ephemeral, memory::MemoryStore, redis::RedisStore},
     mail::Mailer,
     oidc::{
-        clients::{self, ClientSecrets},
+        clients::{self, ClientCache, ClientSecrets},
         discovery,
         keys::SigningKeys,
     },
@@ -42,6 +42,8 @@ pub struct AppInner {
     /// Token-signing keys, shared with every replica through the database.
     pub signing_keys: Arc<SigningKeys>,
     pub client_secrets: ClientSecrets,
+    /// Registered clients, read through a short-lived cache.
+    pub clients: ClientCache,
     /// The discovery document, serialised once, and its ETag.
     pub discovery: (Bytes, String),
     /// Outgoing HTTP (back-channel logout), with short timeouts.
@@ -112,6 +114,7 @@ impl AppState {
             csrf_key,
             signing_keys,
             client_secrets,
+            clients: ClientCache::default(),
             discovery: (Bytes::from(discovery), etag),
             http,
             mailer: Mailer::new(config_smtp.as_deref(), &config_from)?,

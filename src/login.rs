@@ -69,10 +69,9 @@ pub struct LoginFailure {
 
 /// Starts the passkey step for a username or email (typed, or remembered).
 pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -> Result<UsernameOutcome, AppError> {
-    let found = users::find_by_login(&state.db, &remembered.name).await?.filter(|u| !u.disabled);
+    let found = users::find_by_login_with_passkeys(&state.db, &remembered.name).await?.filter(|(u, _)| !u.disabled);
     let (options, user_id, ceremony_state, greeting) = match found {
-        Some(user) => {
-            let stored = passkeys::list_for_user(&state.db, user.id).await?;
+        Some((user, stored)) => {
             let keys = parse_all(&stored);
             let (options, ceremony_state) = state.passkeys.start_authentication(&keys, &remembered.name);
             let greeting = if remembered.signed_in || state.config.reveal_unknown_users {
@@ -113,7 +112,7 @@ pub async fn finish(
             let verified = passkey::check_user_handle(response, *user_id)
                 .and_then(|()| state.passkeys.finish_authentication(response, ceremony_state));
             match verified {
-                Ok(result) => owned_passkey(state, *user_id, &result).await?.map(|row| (result, row)),
+                Ok(result) => owned_passkey(state, *user_id, &result).await?.map(|(row, user)| (result, row, user)),
                 Err(err) => return failure(state, &taken, err).await,
             }
         }
@@ -128,15 +127,12 @@ pub async fn finish(
             return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None }));
         }
     };
-    let Some((result, row)) = verified else {
+    let Some((result, row, user)) = verified.filter(|(_, _, user)| !user.disabled) else {
         return failure(state, &taken, CeremonyError::Rejected).await;
     };
     if let Err(err) = passkey::check_backup_eligibility(&result, row.backup_eligible) {
         return failure(state, &taken, err).await;
     }
-    let Some(user) = users::find_by_id(&state.db, row.user_id).await?.filter(|u| !u.disabled) else {
-        return failure(state, &taken, CeremonyError::Rejected).await;
-    };
     let backup_eligible = row.backup_eligible;
     let passkey_id = row.id;
     record_use(state, row, &result, now).await?;
@@ -147,16 +143,19 @@ pub async fn finish(
     Ok(Ok(SignedIn { session_id, user, passkey_id }))
 }
 
+/// A verified assertion, the stored passkey it used and that passkey's owner.
+type Verified = (AuthenticationResult, passkey_row::Model, user::Model);
+
 async fn verify_discoverable(
     state: &AppState,
     response: &PublicKeyCredential,
     ceremony_state: webauthn_rs::prelude::DiscoverableAuthentication,
-) -> Result<Result<(AuthenticationResult, passkey_row::Model), CeremonyError>, AppError> {
+) -> Result<Result<Verified, CeremonyError>, AppError> {
     let (user_handle, credential_id) = match state.passkeys.identify_discoverable(response) {
         Ok(found) => found,
         Err(err) => return Ok(Err(err)),
     };
-    let Some(row) = passkeys::find_by_credential_id(&state.db, &credential_id).await? else {
+    let Some((row, user)) = passkeys::find_with_owner(&state.db, &credential_id).await? else {
         return Ok(Err(CeremonyError::UnknownCredential { credential_id }));
     };
     // The user handle the authenticator returns must be the owner of the credential.
@@ -164,17 +163,17 @@ async fn verify_discoverable(
         return Ok(Err(CeremonyError::Rejected));
     }
     let stored = passkey::parse_stored(&row.passkey_json).map_err(|e| AppError::Internal(e.into()))?;
-    Ok(state.passkeys.finish_discoverable(response, ceremony_state, &stored).map(|result| (result, row)))
+    Ok(state.passkeys.finish_discoverable(response, ceremony_state, &stored).map(|result| (result, row, user)))
 }
 
-/// The stored passkey the assertion used, if it belongs to `user_id`.
+/// The stored passkey the assertion used and its owner, if that is `user_id`.
 async fn owned_passkey(
     state: &AppState,
     user_id: Uuid,
     result: &AuthenticationResult,
-) -> Result<Option<passkey_row::Model>, AppError> {
+) -> Result<Option<(passkey_row::Model, user::Model)>, AppError> {
     let credential_id = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, result.cred_id());
-    Ok(passkeys::find_by_credential_id(&state.db, &credential_id).await?.filter(|row| row.user_id == user_id))
+    Ok(passkeys::find_with_owner(&state.db, &credential_id).await?.filter(|(row, _)| row.user_id == user_id))
 }
 
 /// Saves what the assertion changed: counter and backup state when they moved, and the time of

@@ -14,6 +14,12 @@ use latchkey::{
 };
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc: steady speed and less fragmentation under many small, short-lived allocations
+/// (see the note on `tikv-jemallocator` in Cargo.toml).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Latchkey, a passkey-first OpenID Connect provider")]
 struct Cli {

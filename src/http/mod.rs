@@ -61,8 +61,30 @@ fn cross_origin_routes(state: &AppState) -> Router<AppState> {
 
 /// The complete router of Latchkey.
 pub fn router(state: AppState) -> Router {
-    let signin_limit = middleware::from_fn_with_state((state.clone(), SIGNIN_PER_IP), limits::per_ip);
     let admin_limit = middleware::from_fn_with_state((state.clone(), ratelimit::ADMIN_PER_IP), limits::per_ip);
+    Router::new()
+        .merge(browser_routes(&state))
+        .nest("/admin/v1", admin::router(&state).layer(admin_limit))
+        .merge(cross_origin_routes(&state))
+        .route("/static/{file}", get(assets::serve))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics_get))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), security::headers))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(middleware::from_fn(observe::track))
+        .with_state(state)
+}
+
+/// The pages and the JSON endpoints they call: the only routes whose browsers need a CSRF
+/// cookie (API, static and probe routes skip generating one).
+fn browser_routes(state: &AppState) -> Router<AppState> {
+    let signin_limit = middleware::from_fn_with_state((state.clone(), SIGNIN_PER_IP), limits::per_ip);
     Router::new()
         .route("/", get(|| async { Redirect::to("/account") }))
         .route("/login", get(login::page).post(login::username_post).route_layer(signin_limit.clone()))
@@ -85,20 +107,5 @@ pub fn router(state: AppState) -> Router {
         .route("/authorize/consent", post(oidc::consent_post))
         .route("/end-session", get(oidc::end_session_get).post(oidc::end_session_post))
         .route("/end-session/confirm", post(oidc::end_session_confirm))
-        .nest("/admin/v1", admin::router(&state).layer(admin_limit))
-        .merge(cross_origin_routes(&state))
-        .route("/static/{file}", get(assets::serve))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(observe::metrics_get))
-        .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::seed_cookie))
-        .layer(middleware::from_fn_with_state(state.clone(), security::headers))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            state.config.request_timeout,
-        ))
-        .layer(middleware::from_fn(observe::track))
-        .with_state(state)
 }

@@ -2,6 +2,8 @@
 //! consent), token, userinfo, revocation, introspection and end-session. Protocol rules live
 //! in `crate::oidc`; these handlers parse, call, and render.
 
+use std::sync::Arc;
+
 use axum::{
     Json,
     body::Bytes,
@@ -31,7 +33,7 @@ use crate::{
         pending::{self, Pending},
         token::{self, Form},
     },
-    store::{self, consents},
+    store::consents,
 };
 
 fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
@@ -82,8 +84,8 @@ pub async fn authorize_post(
     authorize(&state, jar, &csrf, pairs(&body)).await
 }
 
-async fn find_client(state: &AppState, client_id: &str) -> Result<Option<Client>, AppError> {
-    Ok(store::clients::find(&state.db, client_id).await?.map(Client::from_model).transpose()?)
+async fn find_client(state: &AppState, client_id: &str) -> Result<Option<Arc<Client>>, AppError> {
+    state.clients.find(&state.db, client_id).await
 }
 
 async fn authorize(
@@ -97,52 +99,63 @@ async fn authorize(
         Some(id) => find_client(state, id).await?,
         None => None,
     };
-    let request = match authorize::validate(&params, client.as_ref()) {
+    let request = match authorize::validate(&params, client.as_deref()) {
         Ok(request) => request,
         Err(AuthorizeError::Untrusted(message)) => return Err(PageError(AppError::BadRequest(message))),
         Err(AuthorizeError::ToClient(error)) => {
-            return answer(state, jar, flow::error_response(&error, state.issuer()));
+            return answer(state, jar, flow::error_response(&error, state.issuer()), None).await;
         }
     };
     let client = client.expect("validated requests have a client");
     let pending = Pending::new(request, Utc::now());
-    let pending_id = pending::save(&state.ephemeral, &pending).await.map_err(AppError::from)?;
-    let jar = jar.add(cookies::build(cookies::AUTHZ, pending_id, Some(pending::PENDING_TTL), state.config.is_https()));
-    continue_request(state, jar, csrf, &pending, &client, false).await
+    continue_request(state, jar, csrf, &pending, None, &client, false).await
 }
 
 /// `GET /authorize/resume`: continues the browser's pending request after sign-in.
 pub async fn resume(State(state): State<AppState>, jar: CookieJar, csrf: Csrf) -> Result<Response, PageError> {
-    let Some((pending, client)) = pending_request(&state, &jar).await? else {
+    let Some((pending_id, pending, client)) = pending_request(&state, &jar).await? else {
         // The application's request expired or was answered already: the person is signed
         // in all the same, so show their account rather than an error.
         let jar = jar.add(cookies::removal(cookies::AUTHZ, state.config.is_https()));
         return Ok((jar, Redirect::to("/account")).into_response());
     };
-    continue_request(&state, jar, &csrf, &pending, &client, false).await
+    continue_request(&state, jar, &csrf, &pending, Some(&pending_id), &client, false).await
 }
 
-async fn pending_request(state: &AppState, jar: &CookieJar) -> Result<Option<(Pending, Client)>, AppError> {
+/// The browser's stored pending request (its id, the request, its client).
+async fn pending_request(
+    state: &AppState,
+    jar: &CookieJar,
+) -> Result<Option<(String, Pending, Arc<Client>)>, AppError> {
     let id = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
-    let Some(pending) = pending::get(&state.ephemeral, id.as_deref().unwrap_or_default()).await? else {
+    let id = id.unwrap_or_default();
+    let Some(pending) = pending::get(&state.ephemeral, &id).await? else {
         return Ok(None);
     };
-    Ok(find_client(state, &pending.request.client_id).await?.map(|client| (pending, client)))
+    Ok(find_client(state, &pending.request.client_id).await?.map(|client| (id, pending, client)))
 }
 
+/// Answers, signs in, or asks for consent. `stored_as` is the request's id in the ephemeral
+/// store; a request that cannot be answered at once is stored only then.
 async fn continue_request(
     state: &AppState,
     jar: CookieJar,
     csrf: &Csrf,
     pending: &Pending,
+    stored_as: Option<&str>,
     client: &Client,
     consent_given: bool,
 ) -> Result<Response, PageError> {
     let me = signed_in(&jar, state).await?;
     let session = me.as_ref().map(|m| &m.session);
     match flow::decide(state, pending, client, session, consent_given, Utc::now()).await? {
-        Next::SignIn => Ok((jar, Redirect::to("/login")).into_response()),
+        Next::Answer(response) => answer(state, jar, response, stored_as).await,
+        Next::SignIn => {
+            let jar = keep_pending(state, jar, pending, stored_as).await?;
+            Ok((jar, Redirect::to("/login")).into_response())
+        }
         Next::Consent => {
+            let jar = keep_pending(state, jar, pending, stored_as).await?;
             let scopes: Vec<_> = pending
                 .request
                 .scopes
@@ -161,8 +174,21 @@ async fn continue_request(
             )?;
             Ok((jar, page).into_response())
         }
-        Next::Answer(response) => answer(state, jar, response),
     }
+}
+
+/// Stores the request (unless it is stored already) under the browser's `latchkey_authz` cookie.
+async fn keep_pending(
+    state: &AppState,
+    jar: CookieJar,
+    pending: &Pending,
+    stored_as: Option<&str>,
+) -> Result<CookieJar, AppError> {
+    if stored_as.is_some() {
+        return Ok(jar);
+    }
+    let id = pending::save(&state.ephemeral, pending).await?;
+    Ok(jar.add(cookies::build(cookies::AUTHZ, id, Some(pending::PENDING_TTL), state.config.is_https())))
 }
 
 fn scope_description(scope: &str) -> &'static str {
@@ -175,8 +201,17 @@ fn scope_description(scope: &str) -> &'static str {
     }
 }
 
-/// Delivers an authorization response (success or error) and forgets the pending request.
-fn answer(state: &AppState, jar: CookieJar, response: AuthorizationResponse) -> Result<Response, PageError> {
+/// Delivers an authorization response (success or error) and forgets the pending request
+/// (`stored_as`, when it was stored), so it cannot be answered twice.
+async fn answer(
+    state: &AppState,
+    jar: CookieJar,
+    response: AuthorizationResponse,
+    stored_as: Option<&str>,
+) -> Result<Response, PageError> {
+    if let Some(id) = stored_as {
+        pending::forget(&state.ephemeral, id).await.map_err(AppError::from)?;
+    }
     let jar = jar.add(cookies::removal(cookies::AUTHZ, state.config.is_https()));
     match response.response_mode {
         ResponseMode::Query => Ok((jar, Redirect::to(&response.redirect_url())).into_response()),
@@ -214,7 +249,7 @@ pub async fn consent_post(
     csrf: Csrf,
     CsrfForm(form): CsrfForm<ConsentForm>,
 ) -> Result<Response, PageError> {
-    let Some((pending, client)) = pending_request(&state, &jar).await? else {
+    let Some((pending_id, pending, client)) = pending_request(&state, &jar).await? else {
         return Err(PageError(AppError::BadRequest(
             "This request has expired. Go back to the application and start again.".into(),
         )));
@@ -230,12 +265,12 @@ pub async fn consent_post(
             error: "access_denied",
             description: "The person denied access.".into(),
         };
-        return answer(&state, jar, flow::error_response(&error, state.issuer()));
+        return answer(&state, jar, flow::error_response(&error, state.issuer()), Some(&pending_id)).await;
     }
     consents::grant(&state.db, me.user.id, &client.client_id, &pending.request.scopes, Utc::now())
         .await
         .map_err(AppError::from)?;
-    continue_request(&state, jar, &csrf, &pending, &client, true).await
+    continue_request(&state, jar, &csrf, &pending, Some(&pending_id), &client, true).await
 }
 
 /// `POST /token`.
@@ -276,7 +311,11 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resu
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(claims)).into_response())
 }
 
-async fn authenticated_form(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Client, Form), OAuthError> {
+async fn authenticated_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Arc<Client>, Form), OAuthError> {
     let form = Form::new(pairs(body))?;
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let client = token::authenticate_client(state, authorization, &form).await?;
@@ -357,7 +396,7 @@ pub async fn end_session_confirm(
         Some(id) => find_client(&state, id).await?,
         None => None,
     };
-    let redirect = logout::confirmed_redirect(client.as_ref(), &params);
+    let redirect = logout::confirmed_redirect(client.as_deref(), &params);
     sign_out(&state, jar, redirect).await
 }
 

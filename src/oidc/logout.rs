@@ -6,7 +6,7 @@
 //! signed logout token, delivered in the background with bounded retries: the person's
 //! sign-out never waits for a client.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use entity::grant;
@@ -15,12 +15,7 @@ use serde_json::json;
 use url::Url;
 
 use super::{clients::Client, tokens::LatchkeyIdTokenClaims};
-use crate::{
-    app::AppState,
-    error::AppError,
-    session,
-    store::{self, grants},
-};
+use crate::{app::AppState, error::AppError, session, store::grants};
 
 /// Delivery attempts per client, and the pause before the first retry (doubling after).
 const DELIVERY_ATTEMPTS: u32 = 4;
@@ -45,11 +40,10 @@ pub async fn notify_clients(state: &AppState, revoked: Vec<grant::Model>, now: D
         if !notified.insert((grant.client_id.clone(), grant.sid.clone())) {
             continue;
         }
-        let Some(model) = store::clients::find(&state.db, &grant.client_id).await? else { continue };
-        let client = Client::from_model(model)?;
+        let Some(client) = state.clients.find(&state.db, &grant.client_id).await? else { continue };
         let Some(uri) = client.backchannel_logout_uri.clone() else { continue };
         let token = logout_token(state, &client, &grant, now)?;
-        tokio::spawn(deliver(state.http.clone(), uri, token, client.client_id));
+        tokio::spawn(deliver(state.http.clone(), uri, token, client.client_id.clone()));
     }
     Ok(())
 }
@@ -110,7 +104,7 @@ pub enum EndSession {
     /// The hint proved the client: sign out and go to this URL (or the signed-out page).
     SignOutAndRedirect(Option<String>),
     /// Unverified: ask the person to confirm with **Sign out**.
-    Confirm { client: Option<Box<Client>> },
+    Confirm { client: Option<Arc<Client>> },
 }
 
 /// Parameters of an end-session request (RP-Initiated Logout §2).
@@ -131,7 +125,7 @@ pub async fn check(state: &AppState, params: &EndSessionParams, now: DateTime<Ut
     });
     let client_id = hinted.clone().or_else(|| params.client_id.clone());
     let client = match &client_id {
-        Some(id) => store::clients::find(&state.db, id).await?.map(Client::from_model).transpose()?,
+        Some(id) => state.clients.find(&state.db, id).await?,
         None => None,
     };
     let hint_valid = hinted.is_some() && (params.client_id.is_none() || params.client_id == hinted);
@@ -140,13 +134,13 @@ pub async fn check(state: &AppState, params: &EndSessionParams, now: DateTime<Ut
         (Some(client), Some(uri)) if client.allows_post_logout_redirect_uri(uri) => {
             Some(with_state(uri, params.state.as_deref()))
         }
-        (_, Some(_)) => return Ok(EndSession::Confirm { client: client.map(Box::new) }),
+        (_, Some(_)) => return Ok(EndSession::Confirm { client }),
         (_, None) => None,
     };
     if hint_valid && !bad_hint {
         Ok(EndSession::SignOutAndRedirect(redirect))
     } else {
-        Ok(EndSession::Confirm { client: client.map(Box::new) })
+        Ok(EndSession::Confirm { client })
     }
 }
 

@@ -54,7 +54,7 @@ pub async fn get(store: &Ephemeral, id: &str) -> Result<Option<Pending>, Ephemer
     store.get_json(&key(id)).await
 }
 
-/// Takes the pending request: the first caller finishes it, a second finds nothing.
-pub async fn take(store: &Ephemeral, id: &str) -> Result<Option<Pending>, EphemeralError> {
-    store.take_json(&key(id)).await
+/// Forgets an answered request.
+pub async fn forget(store: &Ephemeral, id: &str) -> Result<(), EphemeralError> {
+    store.delete(&key(id)).await
 }

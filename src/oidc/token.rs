@@ -6,44 +6,41 @@
 //! A replayed code revokes the grant its first redemption created; a reused (already rotated)
 //! refresh token revokes its whole grant.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use entity::{grant, user};
-use openidconnect::{
-    AccessToken, EmptyExtraTokenFields, IdToken, IdTokenFields, RefreshToken, Scope, StandardTokenResponse,
-    core::{CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreTokenType},
-};
+use openidconnect::{AccessToken, ExtraTokenFields, RefreshToken, Scope, StandardTokenResponse, core::CoreTokenType};
 
 use super::{
     authorize::verifier_matches,
     clients::{Client, GrantType},
     code::{self, CodeGrant, Redeemed},
     context::AuthContext,
-    tokens::{Issue, SessionClaims, Subject, new_refresh_token, refresh_token_hash},
+    tokens::{Issue, Subject, new_refresh_token, refresh_token_hash},
 };
 use crate::{
     app::AppState,
     error::OAuthError,
     store::{
-        self,
         grants::{self, NewRefreshToken},
         users,
     },
 };
 
-/// The token response (RFC 6749 §5.1) with an ID token, as `openidconnect` defines it.
-pub type TokenResponse = StandardTokenResponse<
-    IdTokenFields<
-        SessionClaims,
-        EmptyExtraTokenFields,
-        CoreGenderClaim,
-        CoreJweContentEncryptionAlgorithm,
-        CoreJwsSigningAlgorithm,
-    >,
-    CoreTokenType,
->;
+/// The token response (RFC 6749 §5.1), with an ID token where OpenID Connect adds one.
+pub type TokenResponse = StandardTokenResponse<IdTokenField, CoreTokenType>;
+
+/// The `id_token` member (OpenID Connect Core §3.1.3.3), kept as the compact JWS Latchkey just
+/// signed: `openidconnect`'s own `IdTokenFields` would parse it back only to serialise it again.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct IdTokenField {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
 
 /// Decoded form parameters, each name at most once.
 pub struct Form(Vec<(String, String)>);
@@ -77,7 +74,7 @@ pub async fn authenticate_client(
     state: &AppState,
     authorization: Option<&str>,
     form: &Form,
-) -> Result<Client, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let basic = authorization.map(parse_basic).transpose()?;
     let used_basic = basic.is_some();
     let (client_id, secret) = match (basic, form.get("client_secret")) {
@@ -95,9 +92,8 @@ pub async fn authenticate_client(
             (id.to_owned(), secret.map(str::to_owned))
         }
     };
-    let client = match store::clients::find(&state.db, &client_id).await? {
-        Some(model) => Client::from_model(model).map_err(|e| OAuthError::from(crate::error::AppError::Internal(e)))?,
-        None => return Err(OAuthError::invalid_client(used_basic)),
+    let Some(client) = state.clients.find(&state.db, &client_id).await? else {
+        return Err(OAuthError::invalid_client(used_basic));
     };
     let authenticated = match (&secret, client.public) {
         (None, true) => true,
@@ -328,8 +324,6 @@ fn respond(
     let issue = issue(state, client, scopes, now);
     let access_token = issue.user_access_token(subject, client.id_token_alg).map_err(internal)?;
     let id_token = issue.id_token(subject, client.id_token_alg, nonce, &access_token).map_err(internal)?;
-    let id_token: IdToken<SessionClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm> =
-        id_token.parse().map_err(|e| internal(anyhow::anyhow!("own ID token does not parse: {e}")))?;
     let mut response = base_response(access_token, issue.lifetime, scopes, Some(id_token));
     response.set_refresh_token(refresh_token.map(RefreshToken::new));
     Ok(response)
@@ -339,15 +333,10 @@ fn base_response(
     access_token: String,
     lifetime: Duration,
     scopes: &BTreeSet<String>,
-    id_token: Option<
-        IdToken<SessionClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>,
-    >,
+    id_token: Option<String>,
 ) -> TokenResponse {
-    let mut response = TokenResponse::new(
-        AccessToken::new(access_token),
-        CoreTokenType::Bearer,
-        IdTokenFields::new(id_token, EmptyExtraTokenFields {}),
-    );
+    let mut response =
+        TokenResponse::new(AccessToken::new(access_token), CoreTokenType::Bearer, IdTokenField { id_token });
     response.set_expires_in(Some(&lifetime));
     if !scopes.is_empty() {
         response.set_scopes(Some(scopes.iter().cloned().map(Scope::new).collect()));

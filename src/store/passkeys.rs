@@ -2,7 +2,7 @@
 //! columns (name, flags, transports, last use) are kept beside it.
 
 use chrono::{DateTime, Utc};
-use entity::passkey;
+use entity::{passkey, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
     prelude::Uuid,
@@ -57,12 +57,18 @@ pub async fn count_for_user(db: &impl ConnectionTrait, user_id: Uuid) -> Result<
     passkey::Entity::find().filter(passkey::Column::UserId.eq(user_id)).count(db).await
 }
 
-/// The passkey with this credential id (base64url), whoever owns it.
-pub async fn find_by_credential_id(
+/// The passkey with this credential id (base64url) and its owner, in one query.
+pub async fn find_with_owner(
     db: &impl ConnectionTrait,
     credential_id: &str,
-) -> Result<Option<passkey::Model>, DbErr> {
-    passkey::Entity::find().filter(passkey::Column::CredentialId.eq(credential_id)).one(db).await
+) -> Result<Option<(passkey::Model, user::Model)>, DbErr> {
+    let found = passkey::Entity::find()
+        .filter(passkey::Column::CredentialId.eq(credential_id))
+        .find_also_related(user::Entity)
+        .one(db)
+        .await?;
+    // The foreign key guarantees an owner; a row without one is treated as absent.
+    Ok(found.and_then(|(passkey, owner)| Some((passkey, owner?))))
 }
 
 /// Records a successful use: the updated credential (counter, backup state) when it changed, and

@@ -2,7 +2,7 @@
 //! carry the unique indexes.
 
 use chrono::{DateTime, Utc};
-use entity::user;
+use entity::{passkey, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -26,13 +26,26 @@ pub fn normalize(identifier: &str) -> String {
 
 /// Finds a user whose username or email equals `identifier`, ignoring case.
 pub async fn find_by_login(db: &impl ConnectionTrait, identifier: &str) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find().filter(login_matches(identifier)).one(db).await
+}
+
+/// Like [`find_by_login`], with the user's passkeys (oldest first), in one query.
+pub async fn find_by_login_with_passkeys(
+    db: &impl ConnectionTrait,
+    identifier: &str,
+) -> Result<Option<(user::Model, Vec<passkey::Model>)>, DbErr> {
+    let found = user::Entity::find()
+        .filter(login_matches(identifier))
+        .find_with_related(passkey::Entity)
+        .order_by_asc(passkey::Column::CreatedAt)
+        .all(db)
+        .await?;
+    Ok(found.into_iter().next())
+}
+
+fn login_matches(identifier: &str) -> sea_orm::sea_query::SimpleExpr {
     let normalized = normalize(identifier);
-    user::Entity::find()
-        .filter(
-            user::Column::UsernameNormalized.eq(normalized.clone()).or(user::Column::EmailNormalized.eq(normalized)),
-        )
-        .one(db)
-        .await
+    user::Column::UsernameNormalized.eq(normalized.clone()).or(user::Column::EmailNormalized.eq(normalized))
 }
 
 /// Finds a user by id.

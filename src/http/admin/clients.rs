@@ -288,6 +288,7 @@ pub async fn client_put(
     let spec = body.into();
     let (written, created) =
         clients::put(&state.db, &state.client_secrets, &client_id, &spec, &admin.actor, Utc::now()).await?;
+    state.clients.forget(&client_id);
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(ClientView::written(written)?)).into_response())
 }
@@ -311,6 +312,7 @@ pub async fn client_patch(
 ) -> Result<Json<ClientView>, AdminError> {
     let (db, secrets) = (&state.db, &state.client_secrets);
     let written = clients::update(db, secrets, &client_id, |spec| body.apply(spec), &admin.actor, Utc::now()).await?;
+    state.clients.forget(&client_id);
     Ok(Json(ClientView::written(written)?))
 }
 
@@ -327,6 +329,7 @@ pub async fn client_delete(
     AdminPath(client_id): AdminPath<String>,
 ) -> Result<StatusCode, AdminError> {
     clients::delete(&state.db, &client_id, &admin.actor, Utc::now()).await?;
+    state.clients.forget(&client_id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -344,5 +347,6 @@ pub async fn client_secret_post(
     AdminPath(client_id): AdminPath<String>,
 ) -> Result<Json<ClientSecret>, AdminError> {
     let secret = clients::rotate_secret(&state.db, &state.client_secrets, &client_id, &admin.actor, Utc::now()).await?;
+    state.clients.forget(&client_id);
     Ok(Json(ClientSecret { client_secret: secret }))
 }

@@ -29,12 +29,14 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use url::{Host, Url};
 
+mod cache;
 mod file;
 mod secrets;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+pub use cache::{CLIENT_CACHE_TTL, ClientCache};
 pub use file::apply_file;
 pub use secrets::ClientSecrets;
 use validate::check_uri;

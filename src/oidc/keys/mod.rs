@@ -482,17 +482,18 @@ impl Material {
 type Parts = (Signer, DecodingKey, CoreJsonWebKey);
 
 /// A private key parsed once, ready to sign. `jsonwebtoken`'s `EncodingKey` keeps only the DER
-/// and parses it again at every signature — for P-256 that derives the public key, a second
-/// scalar multiplication as costly as the signature itself — so Latchkey signs with these
-/// and assembles the compact JWS (RFC 7515 §7.1) itself. The header and claims are serialised
-/// exactly as `jsonwebtoken::encode` does, so the tokens are the same.
+/// and parses it again at every signature (for P-256 that derives the public key, a second
+/// scalar multiplication), and its pure-Rust P-256 and RSA are 4–6× slower than `ring`'s
+/// assembly, so Latchkey signs with these and assembles the compact JWS (RFC 7515 §7.1) itself.
+/// The header and claims are serialised exactly as `jsonwebtoken::encode` does, so the tokens
+/// verify with any JOSE library; the keys stay in the PEM formats the RustCrypto crates write.
 enum Signer {
-    /// RSASSA-PKCS1-v1_5 with SHA-256, blinded with fresh randomness per signature (as
-    /// `jsonwebtoken` does), so timing does not reveal the key.
-    Rs256(rsa::pkcs1v15::SigningKey<Sha256>),
-    /// ECDSA P-256 with SHA-256 and RFC 6979 nonces; the signature is `r || s` (RFC 7518 §3.4).
-    Es256(p256::ecdsa::SigningKey),
-    /// Ed25519 (RFC 8037 §3.1).
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (`ring` blinds the private-key operation).
+    Rs256(ring::signature::RsaKeyPair),
+    /// ECDSA P-256 with SHA-256; the signature is `r || s` (RFC 7518 §3.4). `ring` derives the
+    /// nonce from the key, the message and fresh randomness.
+    Es256(ring::signature::EcdsaKeyPair),
+    /// Ed25519 (RFC 8037 §3.1); `ed25519-dalek` is as fast as `ring` here.
     EdDsa(ed25519_dalek::SigningKey),
 }
 
@@ -509,12 +510,17 @@ impl Signer {
     }
 
     fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
-        use p256::ecdsa::signature::{RandomizedSigner, SignatureEncoding, Signer as _};
+        use ed25519_dalek::Signer as _;
+        let rng = ring::rand::SystemRandom::new();
         Ok(match self {
-            Signer::Rs256(key) => key.try_sign_with_rng(&mut rsa::rand_core::OsRng, message)?.to_vec(),
+            Signer::Rs256(key) => {
+                let mut signature = vec![0; key.public().modulus_len()];
+                key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                    .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+                signature
+            }
             Signer::Es256(key) => {
-                let signature: p256::ecdsa::Signature = key.try_sign(message)?;
-                signature.to_bytes().to_vec()
+                key.sign(&rng, message).map_err(|_| anyhow::anyhow!("ECDSA signing failed"))?.as_ref().to_vec()
             }
             Signer::EdDsa(key) => key.try_sign(message)?.to_bytes().to_vec(),
         })
@@ -522,11 +528,16 @@ impl Signer {
 }
 
 fn rsa_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
-    use rsa::{pkcs1::DecodeRsaPrivateKey, traits::PublicKeyParts};
+    use rsa::{
+        pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey},
+        traits::PublicKeyParts,
+    };
     let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem)?;
     let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
     let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-    Ok((Signer::Rs256(rsa::pkcs1v15::SigningKey::new(key)), decoding, CoreJsonWebKey::new_rsa(n, e, kid)))
+    let signer = ring::signature::RsaKeyPair::from_der(key.to_pkcs1_der()?.as_bytes())
+        .map_err(|rejected| anyhow::anyhow!("ring rejects the RSA key: {rejected}"))?;
+    Ok((Signer::Rs256(signer), decoding, CoreJsonWebKey::new_rsa(n, e, kid)))
 }
 
 fn p256_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
@@ -534,10 +545,17 @@ fn p256_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
     let key = p256::ecdsa::SigningKey::from_pkcs8_pem(pem)?;
     let point = key.verifying_key().to_encoded_point(false);
     let (x, y) = point.x().zip(point.y()).context("an uncompressed point has both coordinates")?;
+    let signer = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &key.to_bytes(),
+        point.as_bytes(),
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|rejected| anyhow::anyhow!("ring rejects the P-256 key: {rejected}"))?;
     // jsonwebtoken's EC "DER" verification key is the SEC1 point, as its from_ec_components builds.
     let decoding = DecodingKey::from_ec_der(point.as_bytes());
     let jwk = CoreJsonWebKey::new_ec(x.to_vec(), y.to_vec(), CoreJsonCurveType::P256, kid);
-    Ok((Signer::Es256(key), decoding, jwk))
+    Ok((Signer::Es256(signer), decoding, jwk))
 }
 
 fn ed25519_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
