@@ -18,7 +18,9 @@ pub struct RedisStore {
     prefix: String,
 }
 
-/// How long one Redis command may take before the request fails with 503.
+/// How long one Redis command may take before the request fails with 503. fred counts it from
+/// the moment the command is queued, so it also bounds the wait for a (re)connection to a slow
+/// or absent Redis (`tests/api/faults/slow_redis.rs`).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl RedisStore {

@@ -67,6 +67,23 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     txn.commit().await
 }
 
+/// Whether `err` means the database could not be reached or the connection broke, rather than
+/// that a statement failed: the request may succeed later (503, not 500).
+pub fn is_unreachable(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)) => match err.as_ref() {
+            Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception) and 57P (the server is shutting down
+            // or restarting).
+            Error::Database(err) => err.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Which unique column a failed insert or update collided with, if that is why it failed.
 pub fn unique_violation(err: &DbErr) -> Option<String> {
     match err.sql_err() {

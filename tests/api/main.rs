@@ -3,6 +3,7 @@
 
 mod authenticator;
 mod helpers;
+mod proxy;
 
 mod account;
 mod admin;
