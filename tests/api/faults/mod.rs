@@ -6,6 +6,7 @@
 //! (never a panic), `/readyz` names the failed dependency, and Latchkey recovers when Redis is
 //! back. The other faults have a module each.
 
+mod code_race;
 mod database_cut;
 mod slow_redis;
 
