@@ -3,6 +3,7 @@
 
 mod authenticator;
 mod helpers;
+mod process;
 mod proxy;
 
 mod account;

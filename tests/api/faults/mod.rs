@@ -7,7 +7,9 @@
 //! back. The other faults have a module each.
 
 mod code_race;
+mod crash;
 mod database_cut;
+mod shutdown;
 mod slow_redis;
 
 use std::{process::Stdio, time::Duration};
