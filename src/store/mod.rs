@@ -111,4 +111,23 @@ mod tests {
         let refused = migrate(&db).await.expect_err("a migration this binary does not know");
         assert!(refused.to_string().contains("m29990101_000001_future"), "{refused}");
     }
+
+    #[tokio::test]
+    async fn a_broken_connection_is_unreachable_a_failed_statement_is_not() {
+        use std::{io, sync::Arc};
+
+        use sea_orm::{RuntimeErr, sqlx};
+        let broken = io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed");
+        let lost = DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Io(broken))));
+        assert!(is_unreachable(&lost));
+        assert!(is_unreachable(&DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::PoolTimedOut)))));
+
+        let db = connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)").await.unwrap();
+        db.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap();
+        let duplicate = db.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap_err();
+        assert!(!is_unreachable(&duplicate), "{duplicate}");
+        let bad = db.execute_unprepared("SELECT nothing FROM nowhere").await.unwrap_err();
+        assert!(!is_unreachable(&bad), "{bad}");
+    }
 }
