@@ -93,11 +93,11 @@ impl IntoResponse for AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        use sea_orm::DbErr;
         crate::observe::storage_error("database");
-        match err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => AppError::Unavailable(format!("database: {err}")),
-            other => AppError::Internal(anyhow::Error::new(other).context("database")),
+        if crate::store::is_unreachable(&err) {
+            AppError::Unavailable(format!("database: {err}"))
+        } else {
+            AppError::Internal(anyhow::Error::new(err).context("database"))
         }
     }
 }

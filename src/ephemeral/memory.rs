@@ -61,6 +61,17 @@ impl EphemeralStore for MemoryStore {
         Ok(())
     }
 
+    async fn put_new(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<bool, EphemeralError> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        if entries.live(key, now).is_some() {
+            return Ok(false);
+        }
+        entries.sweep_if_grown(now);
+        entries.map.insert(key.to_owned(), (value, now + ttl));
+        Ok(true)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {
         Ok(self.lock().live(key, Instant::now()).cloned())
     }

@@ -30,6 +30,9 @@ pub enum EphemeralError {
 pub trait EphemeralStore: Send + Sync {
     /// Stores `value` under `key` for `ttl`, replacing any previous value.
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), EphemeralError>;
+    /// Stores `value` under `key` for `ttl` only if no live value is there; `true` when stored.
+    /// Atomic: of several racing callers, exactly one stores.
+    async fn put_new(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<bool, EphemeralError>;
     /// Reads the value under `key` without consuming it.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
     /// Reads and removes the value under `key` in one atomic step.
@@ -61,6 +64,19 @@ impl Ephemeral {
         let bytes = serde_json::to_vec(value).map_err(|e| EphemeralError::Corrupt(e.to_string()))?;
         counted("put");
         self.0.put(key, bytes, ttl).await
+    }
+
+    /// Stores `value` as JSON unless `key` holds a live value; `true` when stored (the first of
+    /// racing callers).
+    pub async fn put_new_json<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<bool, EphemeralError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| EphemeralError::Corrupt(e.to_string()))?;
+        counted("put_new");
+        self.0.put_new(key, bytes, ttl).await
     }
 
     /// Reads a JSON value without consuming it.
@@ -127,6 +143,21 @@ pub(crate) mod contract {
         });
         let winners = futures_join(takers).await.into_iter().filter(Option::is_some).count();
         assert_eq!(winners, 1, "exactly one racer takes the value");
+
+        let claimed = format!("{prefix}contract:claimed");
+        let claimers = (0..20).map(|i| {
+            let store = store.clone();
+            let key = claimed.clone();
+            tokio::spawn(async move { store.put_new(&key, vec![i], Duration::from_secs(60)).await.unwrap() })
+        });
+        let winners = futures_join(claimers).await.into_iter().filter(|stored| *stored).count();
+        assert_eq!(winners, 1, "exactly one racer stores a new value");
+        store.put(&short, b"x".to_vec(), Duration::from_millis(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(
+            store.put_new(&short, b"y".to_vec(), Duration::from_secs(60)).await.unwrap(),
+            "an expired value is no obstacle"
+        );
 
         let counter = format!("{prefix}contract:counter");
         assert_eq!(store.increment(&counter, Duration::from_secs(60)).await.unwrap().0, 1);

@@ -1,12 +1,13 @@
 //! The Redis ephemeral store (fred), for replicas that share state. Keys carry the configured
 //! prefix (`LATCHKEY_REDIS_PREFIX`), never a database number, so Redis Cluster works and several
-//! deployments or test runs can share one server. `take` is `GETDEL` (Redis ≥ 6.2): atomic.
+//! deployments or test runs can share one server. `take` is `GETDEL` (Redis ≥ 6.2) and `put_new`
+//! is `SET … NX`: both atomic.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::{
-    prelude::{Builder, Client, ClientLike, Config, Expiration, KeysInterface, LuaInterface},
+    prelude::{Builder, Client, ClientLike, Config, Expiration, KeysInterface, LuaInterface, SetOptions},
     types::config::{ConnectionConfig, PerformanceConfig},
 };
 
@@ -18,7 +19,9 @@ pub struct RedisStore {
     prefix: String,
 }
 
-/// How long one Redis command may take before the request fails with 503.
+/// How long one Redis command may take before the request fails with 503. fred counts it from
+/// the moment the command is queued, so it also bounds the wait for a (re)connection to a slow
+/// or absent Redis (`tests/api/faults/slow_redis.rs`).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl RedisStore {
@@ -56,6 +59,16 @@ impl EphemeralStore for RedisStore {
             .set::<(), _, _>(self.key(key), value, Some(Expiration::PX(millis)), None, false)
             .await
             .map_err(unavailable)
+    }
+
+    async fn put_new(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<bool, EphemeralError> {
+        let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        let stored: Option<String> = self
+            .client
+            .set(self.key(key), value, Some(Expiration::PX(millis)), Some(SetOptions::NX), false)
+            .await
+            .map_err(unavailable)?;
+        Ok(stored.is_some())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {

@@ -1,37 +1,59 @@
 //! Rate limits in front of the endpoints attackers hammer: sign-in, the token endpoint and the
 //! admin API. Counted per client address in the ephemeral store (so they hold across
 //! replicas); over the limit the answer is 429 with `Retry-After`, as a page for browsers and a
-//! problem document for everything else.
+//! problem document for everything else. When the store cannot count, the request fails the
+//! way its endpoint fails: a page for browsers, an OAuth error at the token endpoint (so
+//! clients see `temporarily_unavailable`), a problem document elsewhere.
+
+use std::time::Duration;
 
 use axum::{
     extract::{Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
-use super::{client_ip::client_ip, pages::render};
+use super::{
+    client_ip::client_ip,
+    pages::{PageError, render},
+};
 use crate::{
     app::AppState,
-    error::{AppError, Problem},
+    error::{AppError, OAuthError, Problem},
     ratelimit::{self, Limit},
 };
 
 /// Counts the request against `limit` for its client address.
 pub async fn per_ip(State((state, limit)): State<(AppState, Limit)>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let ip = client_ip(&parts, &state.config.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default();
     let wants_page =
         parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
-    match ratelimit::check(&state, limit, &ip).await {
+    match count(&state, limit, &parts).await {
         Ok(Ok(())) => next.run(Request::from_parts(parts, body)).await,
         Ok(Err(retry_after)) => too_many(retry_after, wants_page),
-        Err(err) => AppError::from(err).into_response(),
+        Err(err) if wants_page => PageError(err).into_response(),
+        Err(err) => err.into_response(),
     }
 }
 
+/// [`per_ip`] for the token endpoint, whose failures are OAuth errors (RFC 6749 §5.2).
+pub async fn token_per_ip(State((state, limit)): State<(AppState, Limit)>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match count(&state, limit, &parts).await {
+        Ok(Ok(())) => next.run(Request::from_parts(parts, body)).await,
+        Ok(Err(retry_after)) => too_many(retry_after, false),
+        Err(err) => OAuthError::from(err).into_response(),
+    }
+}
+
+async fn count(state: &AppState, limit: Limit, parts: &Parts) -> Result<Result<(), Duration>, AppError> {
+    let ip = client_ip(parts, &state.config.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default();
+    Ok(ratelimit::check(state, limit, &ip).await?)
+}
+
 /// The 429 answer.
-pub fn too_many(retry_after: std::time::Duration, wants_page: bool) -> Response {
+pub fn too_many(retry_after: Duration, wants_page: bool) -> Response {
     let message = "Too many requests from your address. Wait a moment, then try again.";
     let mut response = if wants_page {
         let context = minijinja::context! { title => "Too many requests", message => message };

@@ -44,7 +44,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 fn cross_origin_routes(state: &AppState) -> Router<AppState> {
     use axum::http::{Method, header};
     use tower_http::cors::{Any, CorsLayer};
-    let token_limit = middleware::from_fn_with_state((state.clone(), ratelimit::TOKEN_PER_IP), limits::per_ip);
+    let token_limit = middleware::from_fn_with_state((state.clone(), ratelimit::TOKEN_PER_IP), limits::token_per_ip);
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])

@@ -1,8 +1,12 @@
 //! Authorization codes (RFC 6749 §4.1.2, §10.5): random, short-lived, single-use, bound to the
 //! client, redirect URI, PKCE challenge and the sign-in they stand for. Kept in the ephemeral
-//! store under a hash of the code. Redeeming takes the code atomically and leaves a marker, so
-//! a second redemption is recognised as a replay and revokes the grant the first one created
-//! (RFC 6749 §4.1.2, RFC 9700 §4.5).
+//! store under a hash of the code.
+//!
+//! Redeeming a code claims it by storing its redemption marker if none exists yet (atomic), so
+//! of any number of racing redemptions exactly one wins and every other is recognised as a
+//! replay, which revokes the grant the first one created (RFC 6749 §4.1.2, RFC 9700 §4.5). A
+//! replay may arrive before the winner has stored that grant; it therefore flags the marker
+//! first, and the winner checks the flag once its grant is stored ([`was_replayed`]).
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -18,6 +22,15 @@ use crate::{
 
 /// How long the replay marker outlives the code.
 const REPLAY_MARKER_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// What the redemption marker records.
+#[derive(Serialize, Deserialize)]
+struct Redemption {
+    /// The grant the first redemption creates.
+    grant_id: Uuid,
+    /// Whether a replay has been seen.
+    replayed: bool,
+}
 
 /// What a code stands for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,29 +62,49 @@ fn hash(code: &str) -> String {
 /// Issues a code for `grant`, valid for `ttl`.
 pub async fn issue(store: &Ephemeral, grant: &CodeGrant, ttl: Duration) -> Result<String, EphemeralError> {
     let code = random_token();
-    store.put_json(&format!("code:{}", hash(&code)), grant, ttl).await?;
+    store.put_json(&code_key(&code), grant, ttl).await?;
     Ok(code)
 }
 
-/// Redeems a code: atomically takes it, leaving a replay marker.
+fn code_key(code: &str) -> String {
+    format!("code:{}", hash(code))
+}
+
+fn marker_key(code: &str) -> String {
+    format!("code-used:{}", hash(code))
+}
+
+/// Redeems a code: the first redemption claims it by leaving the redemption marker.
 pub async fn redeem(store: &Ephemeral, code: &str) -> Result<Redeemed, EphemeralError> {
-    let hashed = hash(code);
-    if let Some(grant) = store.take_json::<CodeGrant>(&format!("code:{hashed}")).await? {
-        store.put_json(&format!("code-used:{hashed}"), &grant.grant_id, REPLAY_MARKER_TTL).await?;
-        return Ok(Redeemed::Fresh(Box::new(grant)));
+    let marker = marker_key(code);
+    if let Some(grant) = store.get_json::<CodeGrant>(&code_key(code)).await? {
+        let first = Redemption { grant_id: grant.grant_id, replayed: false };
+        if store.put_new_json(&marker, &first, REPLAY_MARKER_TTL).await? {
+            return Ok(Redeemed::Fresh(Box::new(grant)));
+        }
     }
-    Ok(match store.get_json::<Uuid>(&format!("code-used:{hashed}")).await? {
-        Some(grant_id) => Redeemed::Replayed { grant_id },
+    Ok(match store.get_json::<Redemption>(&marker).await? {
+        Some(redemption) => Redeemed::Replayed { grant_id: redemption.grant_id },
         None => Redeemed::Unknown,
     })
 }
 
-/// Puts a redeemed code back when its tokens could not be stored, so the client may retry:
-/// a code is either redeemed with its tokens stored, or still redeemable.
-pub async fn restore(store: &Ephemeral, code: &str, grant: &CodeGrant, ttl: Duration) -> Result<(), EphemeralError> {
-    let hashed = hash(code);
-    store.delete(&format!("code-used:{hashed}")).await?;
-    store.put_json(&format!("code:{hashed}"), grant, ttl).await
+/// Records that a redeemed code was presented again, before its grant is revoked.
+pub async fn mark_replayed(store: &Ephemeral, code: &str, grant_id: Uuid) -> Result<(), EphemeralError> {
+    store.put_json(&marker_key(code), &Redemption { grant_id, replayed: true }, REPLAY_MARKER_TTL).await
+}
+
+/// Whether the code was replayed since this redemption claimed it: the replay could not yet
+/// revoke the grant this redemption has just stored, so the redemption must do it.
+pub async fn was_replayed(store: &Ephemeral, code: &str) -> Result<bool, EphemeralError> {
+    Ok(store.get_json::<Redemption>(&marker_key(code)).await?.is_some_and(|r| r.replayed))
+}
+
+/// Releases a claimed code when its tokens could not be stored, so the client may retry
+/// within the code's lifetime: a code is either redeemed with its tokens stored, or still
+/// redeemable.
+pub async fn restore(store: &Ephemeral, code: &str) -> Result<(), EphemeralError> {
+    store.delete(&marker_key(code)).await
 }
 
 #[cfg(test)]
@@ -112,8 +145,21 @@ mod tests {
         let store = Ephemeral::new(Arc::new(MemoryStore::new()));
         let grant = grant();
         let code = issue(&store, &grant, Duration::from_secs(60)).await.unwrap();
-        let Redeemed::Fresh(taken) = redeem(&store, &code).await.unwrap() else { panic!("fresh") };
-        restore(&store, &code, &taken, Duration::from_secs(60)).await.unwrap();
         assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Fresh(_)));
+        restore(&store, &code).await.unwrap();
+        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Fresh(_)));
+    }
+
+    #[tokio::test]
+    async fn a_replay_is_flagged_for_the_first_redemption() {
+        let store = Ephemeral::new(Arc::new(MemoryStore::new()));
+        let grant = grant();
+        let code = issue(&store, &grant, Duration::from_secs(60)).await.unwrap();
+        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Fresh(_)));
+        assert!(!was_replayed(&store, &code).await.unwrap());
+        let Redeemed::Replayed { grant_id } = redeem(&store, &code).await.unwrap() else { panic!("a replay") };
+        mark_replayed(&store, &code, grant_id).await.unwrap();
+        assert!(was_replayed(&store, &code).await.unwrap());
+        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Replayed { .. }), "still a replay");
     }
 }

@@ -2,9 +2,10 @@
 //! `authorization_code`, `refresh_token` and `client_credentials` grants.
 //!
 //! A code exchange stores the grant and its refresh token in one transaction; if that fails the
-//! code is put back, so a code is either redeemed with its tokens stored, or still redeemable.
-//! A replayed code revokes the grant its first redemption created; a reused (already rotated)
-//! refresh token revokes its whole grant.
+//! code is released, so a code is either redeemed with its tokens stored, or still redeemable.
+//! A replayed code revokes the grant its first redemption created — also when the replay races
+//! that redemption, whose tokens are then revoked as they are issued; a reused (already
+//! rotated) refresh token revokes its whole grant.
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
@@ -158,6 +159,8 @@ async fn exchange_code(
         Redeemed::Fresh(grant) => grant,
         Redeemed::Replayed { grant_id } => {
             tracing::warn!(client_id = %client.client_id, %grant_id, "authorization code replayed: grant revoked");
+            // Flag first: a first redemption still storing the grant then revokes it itself.
+            code::mark_replayed(&state.ephemeral, code, grant_id).await?;
             grants::revoke(&state.db, grant_id, now).await?;
             return Err(invalid_grant("The authorization code was already used."));
         }
@@ -181,8 +184,11 @@ async fn exchange_code(
     let row = grant_row(&grant, expires_at, now);
     let stored_refresh = refresh.as_ref().map(|(_, hash)| NewRefreshToken { hash: hash.clone(), expires_at });
     if let Err(err) = grants::insert_with_refresh(&state.db, row, stored_refresh).await {
-        code::restore(&state.ephemeral, code, &grant, state.config.code_ttl).await?;
+        code::restore(&state.ephemeral, code).await?;
         return Err(err.into());
+    }
+    if code::was_replayed(&state.ephemeral, code).await? {
+        grants::revoke(&state.db, grant.grant_id, now).await?;
     }
     let subject = Subject { user: &user, context: &grant.context, grant_id: grant.grant_id };
     respond(state, client, &grant.scopes, &subject, grant.nonce.as_deref(), refresh.map(|(t, _)| t), now)

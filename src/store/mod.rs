@@ -67,6 +67,23 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     txn.commit().await
 }
 
+/// Whether `err` means the database could not be reached or the connection broke, rather than
+/// that a statement failed: the request may succeed later (503, not 500).
+pub fn is_unreachable(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)) => match err.as_ref() {
+            Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception) and 57P (the server is shutting down
+            // or restarting).
+            Error::Database(err) => err.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Which unique column a failed insert or update collided with, if that is why it failed.
 pub fn unique_violation(err: &DbErr) -> Option<String> {
     match err.sql_err() {
@@ -93,5 +110,24 @@ mod tests {
         .unwrap();
         let refused = migrate(&db).await.expect_err("a migration this binary does not know");
         assert!(refused.to_string().contains("m29990101_000001_future"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn a_broken_connection_is_unreachable_a_failed_statement_is_not() {
+        use std::{io, sync::Arc};
+
+        use sea_orm::{RuntimeErr, sqlx};
+        let broken = io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed");
+        let lost = DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Io(broken))));
+        assert!(is_unreachable(&lost));
+        assert!(is_unreachable(&DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::PoolTimedOut)))));
+
+        let db = connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)").await.unwrap();
+        db.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap();
+        let duplicate = db.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap_err();
+        assert!(!is_unreachable(&duplicate), "{duplicate}");
+        let bad = db.execute_unprepared("SELECT nothing FROM nowhere").await.unwrap_err();
+        assert!(!is_unreachable(&bad), "{bad}");
     }
 }

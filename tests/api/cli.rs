@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 
 use crate::{
     authenticator::SoftAuthenticator,
-    helpers::{Backend, TestApp, unique_name},
+    helpers::{Backend, SqliteFile, TestApp, unique_name},
 };
 
 fn latchkey(database_url: &str, issuer: &str, args: &[&str]) -> std::process::Output {
@@ -20,8 +20,8 @@ fn latchkey(database_url: &str, issuer: &str, args: &[&str]) -> std::process::Ou
 
 #[tokio::test]
 async fn first_admin_from_the_command_line() {
-    let file = std::env::temp_dir().join(format!("latchkey-cli-{}.db", uuid::Uuid::new_v4().simple()));
-    let database_url = format!("sqlite://{}?mode=rwc", file.display());
+    let file = SqliteFile::new();
+    let database_url = file.url();
     let app = TestApp::spawn_with(
         Backend::Embedded,
         &[("LATCHKEY_DATABASE_URL", &database_url), ("LATCHKEY_SIGNUP", "closed")],
@@ -59,38 +59,4 @@ async fn first_admin_from_the_command_line() {
     let (status, body) = browser.post_json(&path, &SoftAuthenticator::default().register(&options, &app.base)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(browser.get("/account").await.status, StatusCode::OK, "signed in after enrolling");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
-}
-
-#[tokio::test]
-async fn sigterm_stops_serving_gracefully() {
-    let file = std::env::temp_dir().join(format!("latchkey-term-{}.db", uuid::Uuid::new_v4().simple()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .arg("serve")
-        .env("LATCHKEY_DATABASE_URL", format!("sqlite://{}?mode=rwc", file.display()))
-        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("LATCHKEY_ISSUER", format!("http://localhost:{port}"))
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
-            ready = response.status() == StatusCode::OK;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the server became ready");
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(10), server.wait()).await.expect("exits").unwrap();
-    assert!(status.success(), "SIGTERM ends with exit code 0, got {status}");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
 }

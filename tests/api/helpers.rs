@@ -63,17 +63,44 @@ pub struct TestApp {
     /// This replica's own address.
     pub local: String,
     pub state: AppState,
-    sqlite_file: Option<PathBuf>,
+    _sqlite_file: Option<SqliteFile>,
 }
 
-impl Drop for TestApp {
+/// A SQLite database file in the temporary directory, removed (with its WAL files) on drop.
+pub struct SqliteFile(PathBuf);
+
+impl SqliteFile {
+    /// A new, not yet created, database file.
+    pub fn new() -> SqliteFile {
+        SqliteFile(std::env::temp_dir().join(format!("latchkey-test-{}.db", uuid::Uuid::new_v4().simple())))
+    }
+
+    /// Its `LATCHKEY_DATABASE_URL`.
+    pub fn url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.0.display())
+    }
+}
+
+impl Drop for SqliteFile {
     fn drop(&mut self) {
-        if let Some(file) = &self.sqlite_file {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-            }
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
         }
     }
+}
+
+/// A fresh PostgreSQL schema; answers `database_url` with its `search_path` set to it.
+pub async fn fresh_schema(database_url: &str) -> String {
+    let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(database_url).await.expect("PostgreSQL reachable");
+    admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    let separator = if database_url.contains('?') { '&' } else { '?' };
+    format!("{database_url}{separator}options[search_path]={schema}")
+}
+
+/// A local port nobody listens on (at the moment of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl TestApp {
@@ -91,24 +118,16 @@ impl TestApp {
             ("LATCHKEY_ISSUER".into(), base.clone()),
             ("LATCHKEY_LISTEN".into(), format!("127.0.0.1:{port}")),
         ]);
-        let unique = uuid::Uuid::new_v4().simple().to_string();
         let sqlite_file = match backend {
             Backend::Embedded => {
-                let file = std::env::temp_dir().join(format!("latchkey-test-{unique}.db"));
-                vars.insert("LATCHKEY_DATABASE_URL".into(), format!("sqlite://{}?mode=rwc", file.display()));
+                let file = SqliteFile::new();
+                vars.insert("LATCHKEY_DATABASE_URL".into(), file.url());
                 Some(file)
             }
             Backend::Scaled { database_url, redis_url } => {
-                let schema = format!("test_{unique}");
-                let admin = Database::connect(&database_url).await.expect("PostgreSQL reachable");
-                admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-                let separator = if database_url.contains('?') { '&' } else { '?' };
-                vars.insert(
-                    "LATCHKEY_DATABASE_URL".into(),
-                    format!("{database_url}{separator}options[search_path]={schema}"),
-                );
+                vars.insert("LATCHKEY_DATABASE_URL".into(), fresh_schema(&database_url).await);
                 vars.insert("LATCHKEY_REDIS_URL".into(), redis_url);
-                vars.insert("LATCHKEY_REDIS_PREFIX".into(), format!("latchkey-test:{unique}:"));
+                vars.insert("LATCHKEY_REDIS_PREFIX".into(), redis_prefix());
                 None
             }
         };
@@ -123,19 +142,18 @@ impl TestApp {
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
         });
-        TestApp { base, local, state, sqlite_file }
+        TestApp { base, local, state, _sqlite_file: sqlite_file }
     }
 
     /// A new browser: its own cookie jar, redirects not followed.
     pub fn browser(&self) -> Browser {
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        let client = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Browser { client, base: self.base.clone(), origin: self.base.clone(), jar }
+        Browser::at(&self.base)
     }
+}
+
+/// A fresh Redis key prefix.
+pub fn redis_prefix() -> String {
+    format!("latchkey-test:{}:", uuid::Uuid::new_v4().simple())
 }
 
 /// A browser session against a [`TestApp`].
@@ -197,6 +215,17 @@ async fn page(response: reqwest::Response) -> Page {
 }
 
 impl Browser {
+    /// A new browser on the issuer `base`: its own cookie jar, redirects not followed.
+    pub fn at(base: &str) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser { client, base: base.to_owned(), origin: base.to_owned(), jar }
+    }
+
     /// The same browser (cookies included) sending its requests to `base` directly.
     pub fn pointed_at(&self, base: &str) -> Browser {
         Browser { base: base.to_owned(), ..self.clone() }

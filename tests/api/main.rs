@@ -3,6 +3,8 @@
 
 mod authenticator;
 mod helpers;
+mod process;
+mod proxy;
 
 mod account;
 mod admin;

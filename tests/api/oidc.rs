@@ -42,7 +42,7 @@ fn http() -> reqwest::Client {
 }
 
 /// A signed-in browser with its authenticator.
-async fn signed_in_person(app: &TestApp) -> (Browser, SoftAuthenticator, String) {
+pub async fn signed_in_person(app: &TestApp) -> (Browser, SoftAuthenticator, String) {
     let browser = app.browser();
     let mut auth = SoftAuthenticator::default();
     let name = unique_name("rp-user");
@@ -240,7 +240,7 @@ pub async fn redeem_code(
     token_request(app, client_id, secret, &form).await
 }
 
-async fn userinfo_status(app: &TestApp, access_token: &str) -> StatusCode {
+pub async fn userinfo_status(app: &TestApp, access_token: &str) -> StatusCode {
     http().get(format!("{}/userinfo", app.base)).bearer_auth(access_token).send().await.unwrap().status()
 }
 

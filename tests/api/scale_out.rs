@@ -3,23 +3,17 @@
 //! browser land on alternating replicas. Sign-up, sign-in, the code flow, refresh, sign-out and
 //! challenge replay must all work (or fail) exactly as on one replica.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
-use axum::{body::Body, extract::Request, response::Response};
 use chrono::Utc;
 use reqwest::StatusCode;
-use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
+use sea_orm::{EntityTrait, PaginatorTrait};
 
 use crate::{
     authenticator::SoftAuthenticator,
-    helpers::{Backend, Browser, TestApp, unique_name},
+    helpers::{Backend, Browser, TestApp, fresh_schema, redis_prefix, unique_name},
     oidc::{authorize, first_party, redeem_code, register, token_request},
+    proxy,
 };
 
 /// Two replicas sharing a fresh PostgreSQL schema and Redis prefix, behind a proxy.
@@ -28,24 +22,12 @@ struct Cluster {
     replicas: [TestApp; 2],
 }
 
-async fn fresh_schema(database_url: &str) -> String {
-    let schema = format!("scale_{}", uuid::Uuid::new_v4().simple());
-    Database::connect(database_url)
-        .await
-        .unwrap()
-        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let separator = if database_url.contains('?') { '&' } else { '?' };
-    format!("{database_url}{separator}options[search_path]={schema}")
-}
-
 async fn cluster() -> Option<Cluster> {
     let Some(Backend::Scaled { database_url, redis_url }) = Backend::scaled() else { return None };
     let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://localhost:{}", proxy.local_addr().unwrap().port());
     let database = fresh_schema(&database_url).await;
-    let prefix = format!("latchkey-test:{}:", uuid::Uuid::new_v4().simple());
+    let prefix = redis_prefix();
     let settings = [
         ("LATCHKEY_ISSUER", issuer.as_str()),
         ("LATCHKEY_DATABASE_URL", database.as_str()),
@@ -57,32 +39,8 @@ async fn cluster() -> Option<Cluster> {
         TestApp::spawn_with(Backend::Embedded, &settings),
         TestApp::spawn_with(Backend::Embedded, &settings)
     );
-    let backends = Arc::new([a.local.clone(), b.local.clone()]);
-    let turn = Arc::new(AtomicUsize::new(0));
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let router = axum::Router::new().fallback(move |request: Request| {
-        let target = backends[turn.fetch_add(1, Ordering::SeqCst) % 2].clone();
-        forward(http.clone(), target, request)
-    });
-    tokio::spawn(async move { axum::serve(proxy, router).await.unwrap() });
+    proxy::round_robin(proxy, vec![a.local.clone(), b.local.clone()]);
     Some(Cluster { issuer, replicas: [a, b] })
-}
-
-/// Passes a request on to `target` unchanged and hands back the answer.
-async fn forward(http: reqwest::Client, target: String, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 10 << 20).await.unwrap();
-    let url = format!("{target}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-    let mut headers = parts.headers.clone();
-    headers.remove(reqwest::header::HOST);
-    let answer = http.request(parts.method, url).headers(headers).body(body).send().await.unwrap();
-    let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
-        if name != reqwest::header::TRANSFER_ENCODING && name != reqwest::header::CONNECTION {
-            response = response.header(name, value);
-        }
-    }
-    response.body(Body::from(answer.bytes().await.unwrap())).unwrap()
 }
 
 /// A browser talking to the issuer (the proxy).

@@ -1,13 +1,23 @@
-//! Lost dependencies: when Redis goes away, pages and JSON endpoints answer 503 with a readable
-//! message (never a panic), `/readyz` names the failed dependency, and Latchkey recovers when
-//! Redis is back, without a restart.
+//! Faults: lost and slow dependencies, crashes, shutdown under load and racing clients. Each test
+//! checks the exact answer (status, OAuth error code, readable body), that nothing was
+//! half-written or wrongly issued, and that Latchkey recovers without a restart.
+//!
+//! This file: when Redis goes away, pages and JSON endpoints answer 503 with a readable message
+//! (never a panic), `/readyz` names the failed dependency, and Latchkey recovers when Redis is
+//! back. The other faults have a module each.
+
+mod code_race;
+mod crash;
+mod database_cut;
+mod shutdown;
+mod slow_redis;
 
 use std::{process::Stdio, time::Duration};
 
 use reqwest::{StatusCode, header};
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, free_port};
 
 /// A private redis-server on a free port, so the test can stop it without disturbing others.
 struct PrivateRedis {
@@ -37,10 +47,6 @@ impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test]
