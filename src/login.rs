@@ -2,11 +2,11 @@
 //!
 //! The username step finds the account by username or email and starts an allow-list
 //! ceremony for its passkeys. Names that match no account (and disabled accounts) get a decoy
-//! ceremony that looks the same and always fails with the message a wrong passkey gets, unless
-//! the operator chose to reveal unknown users. Verification takes the ceremony state
-//! atomically, checks that the credential belongs to the user of this login and that its backup
-//! eligibility is what it was at registration, updates the stored passkey (counter, backup
-//! state, last use) and opens an SSO session.
+//! ceremony that looks the same, costs the same work (queries included), and always fails with
+//! the message a wrong passkey gets, unless the operator chose to reveal unknown users.
+//! Verification takes the ceremony state atomically, checks that the credential belongs to the
+//! user of this login and that its backup eligibility is what it was at registration, updates
+//! the stored passkey (counter, backup state, last use) and opens an SSO session.
 
 use chrono::{DateTime, Utc};
 use entity::{passkey as passkey_row, user};
@@ -70,9 +70,11 @@ pub struct LoginFailure {
 /// Starts the passkey step for a username or email (typed, or remembered).
 pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -> Result<UsernameOutcome, AppError> {
     let found = users::find_by_login(&state.db, &remembered.name).await?.filter(|u| !u.disabled);
+    // The passkey query runs for unknown names too (for a user id nobody has), so the answer
+    // takes as long either way: timing must not tell which names have accounts.
+    let stored = passkeys::list_for_user(&state.db, found.as_ref().map_or(Uuid::nil(), |u| u.id)).await?;
     let (options, user_id, ceremony_state, greeting) = match found {
         Some(user) => {
-            let stored = passkeys::list_for_user(&state.db, user.id).await?;
             let keys = parse_all(&stored);
             let (options, ceremony_state) = state.passkeys.start_authentication(&keys, &remembered.name);
             let greeting = if remembered.signed_in || state.config.reveal_unknown_users {
@@ -83,9 +85,12 @@ pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -
             (options, Some(user.id), ceremony_state, greeting)
         }
         None if state.config.reveal_unknown_users => return Ok(UsernameOutcome::UnknownUser),
-        None => (state.passkeys.start_decoy(&remembered.name), None, None, remembered.name.clone()),
+        None => {
+            let (options, decoy_state) = state.passkeys.start_decoy(&remembered.name);
+            (options, None, decoy_state, remembered.name.clone())
+        }
     };
-    let ceremony = Ceremony::Login { login_name: remembered.name.clone(), user_id, state: ceremony_state };
+    let ceremony = Ceremony::Login { login_name: remembered.name.clone(), user_id, state: Some(ceremony_state) };
     let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
     Ok(UsernameOutcome::PasskeyStep(Box::new(PasskeyStep { greeting, options, ceremony_id })))
 }

@@ -4,6 +4,7 @@
 mod authenticator;
 mod helpers;
 
+mod abuse;
 mod account;
 mod admin;
 mod bench_smoke;
