@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{app::AppState, ephemeral::EphemeralError};
+use crate::{app::AppState, config::Config, ephemeral::EphemeralError};
 
 /// One limit: at most `max` events per `window` for a key.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +28,14 @@ pub const SIGNIN_PER_IP_ACCOUNT: Limit = Limit { name: "signin-ip-account", max:
 pub const TOKEN_PER_IP: Limit = Limit { name: "token-ip", max: 1200, window: Duration::from_secs(60) };
 /// Admin API requests per client address.
 pub const ADMIN_PER_IP: Limit = Limit { name: "admin-ip", max: 600, window: Duration::from_secs(60) };
+
+/// New sign-in transactions per client address: requests that may store a pending
+/// authorization request or start a WebAuthn ceremony (`LATCHKEY_LOGIN_TRANSACTIONS_PER_IP`
+/// per minute). Bounds how much ephemeral state one address can pile up with flows it never
+/// finishes.
+pub fn login_transactions_per_ip(config: &Config) -> Limit {
+    Limit { name: "login-transactions-ip", max: config.login_transactions_per_ip, window: Duration::from_secs(60) }
+}
 
 /// Counts one event for `subject` under `limit`; `Err(retry_after)` once over the limit.
 pub async fn check(state: &AppState, limit: Limit, subject: &str) -> Result<Result<(), Duration>, EphemeralError> {

@@ -4,4 +4,5 @@
 //! links. Each test asserts the exact answer and that nothing was half-written or wrongly
 //! issued.
 
+mod flood;
 mod timing;
