@@ -65,6 +65,9 @@ pub struct SignedIn {
 pub struct LoginFailure {
     pub error: CeremonyError,
     pub retry: Option<Started>,
+    /// The account the passkey step was for (never set for a decoy or a discoverable sign-in,
+    /// whose user handle the failed assertion does not prove).
+    pub user_id: Option<Uuid>,
 }
 
 /// Starts the passkey step for a username or email (typed, or remembered).
@@ -111,7 +114,7 @@ pub async fn finish(
     now: DateTime<Utc>,
 ) -> Result<Result<SignedIn, LoginFailure>, AppError> {
     let Some(taken) = ceremony::take(&state.ephemeral, ceremony_id).await? else {
-        return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None }));
+        return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None, user_id: None }));
     };
     let verified = match &taken {
         Ceremony::Login { user_id: Some(user_id), state: Some(ceremony_state), .. } => {
@@ -130,7 +133,7 @@ pub async fn finish(
             }
         }
         Ceremony::Signup { .. } | Ceremony::AddPasskey { .. } => {
-            return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None }));
+            return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None, user_id: None }));
         }
     };
     let Some((result, row)) = verified else {
@@ -208,6 +211,10 @@ async fn failure(
 ) -> Result<Result<SignedIn, LoginFailure>, AppError> {
     tracing::info!(reason = ?error, "passkey sign-in failed");
     crate::observe::signin("passkey", false);
+    let user_id = match taken {
+        Ceremony::Login { user_id, .. } => *user_id,
+        _ => None,
+    };
     let retry = match taken {
         Ceremony::Login { login_name, .. } => {
             let remembered = RememberedUser { name: login_name.clone(), signed_in: false };
@@ -221,7 +228,7 @@ async fn failure(
         Ceremony::Discoverable { .. } => Some(start_discoverable(state).await?),
         _ => None,
     };
-    Ok(Err(LoginFailure { error, retry }))
+    Ok(Err(LoginFailure { error, retry, user_id }))
 }
 
 /// Parses stored passkeys, skipping (and logging) any that cannot be read.

@@ -1,9 +1,15 @@
 //! Fixed-window rate limits kept in the ephemeral store, so they hold across replicas.
 //! `LATCHKEY_RATE_LIMITS=off` turns them off (benchmarks, load tests).
+//!
+//! The first refusal of a window is recorded as a `ratelimit.exceeded` audit event naming the
+//! limit and its subject; later refusals in the same window are not, so a flood costs no
+//! database writes.
 
 use std::time::Duration;
 
-use crate::{app::AppState, config::Config, ephemeral::EphemeralError};
+use chrono::Utc;
+
+use crate::{app::AppState, audit, config::Config, ephemeral::EphemeralError};
 
 /// One limit: at most `max` events per `window` for a key.
 #[derive(Clone, Copy, Debug)]
@@ -43,5 +49,18 @@ pub async fn check(state: &AppState, limit: Limit, subject: &str) -> Result<Resu
         return Ok(Ok(()));
     }
     let (count, left) = state.ephemeral.increment(&format!("rate:{}:{subject}", limit.name), limit.window).await?;
-    Ok(if count > limit.max { Err(left.max(Duration::from_secs(1))) } else { Ok(()) })
+    if count <= limit.max {
+        return Ok(Ok(()));
+    }
+    if count == limit.max + 1 {
+        let event = audit::Event::new("ratelimit.exceeded", Utc::now())
+            .with("limit", limit.name)
+            .with("subject", subject)
+            .with("max", limit.max)
+            .with("window_seconds", limit.window.as_secs());
+        if let Err(err) = audit::record(&state.db, event).await {
+            tracing::error!(error = %err, "audit event not recorded");
+        }
+    }
+    Ok(Err(left.max(Duration::from_secs(1))))
 }

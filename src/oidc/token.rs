@@ -4,7 +4,7 @@
 //! A code exchange stores the grant and its refresh token in one transaction; if that fails the
 //! code is put back, so a code is either redeemed with its tokens stored, or still redeemable.
 //! A replayed code revokes the grant its first redemption created; a reused (already rotated)
-//! refresh token revokes its whole grant.
+//! refresh token revokes its whole grant. Both leave a `token.replayed` audit event.
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -25,6 +25,7 @@ use super::{
 };
 use crate::{
     app::AppState,
+    audit::{self, Event},
     error::OAuthError,
     store::{
         self,
@@ -146,6 +147,30 @@ pub async fn exchange(
     Ok(response)
 }
 
+/// A code or refresh token presented a second time (stolen, or a confused client): revokes
+/// the grant it belongs to and records a `token.replayed` audit event, in one transaction.
+async fn revoke_replayed(
+    state: &AppState,
+    client: &Client,
+    grant_id: uuid::Uuid,
+    token: &'static str,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    tracing::warn!(client_id = %client.client_id, %grant_id, token, "token replayed: grant revoked");
+    let mut event = Event::new("token.replayed", now)
+        .client(client.client_id.clone())
+        .with("grant_id", grant_id.to_string())
+        .with("token", token);
+    if let Some(grant) = grants::find(&state.db, grant_id).await? {
+        event = event.user(grant.user_id);
+    }
+    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+    grants::revoke(&txn, grant_id, now).await?;
+    audit::record(&txn, event).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
 fn invalid_grant(description: &str) -> OAuthError {
     OAuthError::bad_request("invalid_grant", description)
 }
@@ -161,8 +186,7 @@ async fn exchange_code(
     let grant = match code::redeem(&state.ephemeral, code).await? {
         Redeemed::Fresh(grant) => grant,
         Redeemed::Replayed { grant_id } => {
-            tracing::warn!(client_id = %client.client_id, %grant_id, "authorization code replayed: grant revoked");
-            grants::revoke(&state.db, grant_id, now).await?;
+            revoke_replayed(state, client, grant_id, "authorization_code", now).await?;
             return Err(invalid_grant("The authorization code was already used."));
         }
         Redeemed::Unknown => return Err(invalid_grant("The authorization code is invalid or expired.")),
@@ -251,8 +275,7 @@ async fn refresh(
         return Err(invalid_grant("The refresh token was issued to another client."));
     }
     if token.used_at.is_some() {
-        tracing::warn!(client_id = %client.client_id, grant_id = %grant.id, "rotated refresh token reused: grant revoked");
-        grants::revoke(&state.db, grant.id, now).await?;
+        revoke_replayed(state, client, grant.id, "refresh_token", now).await?;
         return Err(invalid_grant("The refresh token was already used."));
     }
     if !grants::is_live(&grant, now) || token.expires_at <= now {
@@ -263,7 +286,7 @@ async fn refresh(
     let (new_token, new_hash) = new_refresh_token();
     let next = NewRefreshToken { hash: new_hash, expires_at: token.expires_at };
     if !grants::rotate_refresh(&state.db, grant.id, &hash, next, now).await? {
-        grants::revoke(&state.db, grant.id, now).await?;
+        revoke_replayed(state, client, grant.id, "refresh_token", now).await?;
         return Err(invalid_grant("The refresh token was already used."));
     }
     let context = AuthContext {

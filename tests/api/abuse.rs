@@ -4,5 +4,6 @@
 //! links. Each test asserts the exact answer and that nothing was half-written or wrongly
 //! issued.
 
+mod audit;
 mod flood;
 mod timing;
