@@ -34,7 +34,7 @@ fn assertions(c: &mut Criterion) {
                 let (options, state) = service.start_authentication(&keys, "bench");
                 let answer = authenticator.assert(&serde_json::to_value(&options).unwrap(), ORIGIN).unwrap();
                 let credential: PublicKeyCredential = serde_json::from_value(answer).unwrap();
-                (credential, state.unwrap())
+                (credential, state)
             },
             |(credential, state)| service.finish_authentication(&credential, &state).unwrap(),
             BatchSize::SmallInput,
@@ -46,7 +46,7 @@ fn assertions(c: &mut Criterion) {
     let (options, state) = service.start_authentication(&keys, "bench");
     let answer = authenticator.assert(&serde_json::to_value(&options).unwrap(), ORIGIN).unwrap();
     let credential: PublicKeyCredential = serde_json::from_value(answer).unwrap();
-    let result = service.finish_authentication(&credential, &state.unwrap()).unwrap();
+    let result = service.finish_authentication(&credential, &state).unwrap();
     group.bench_function("update_stored_passkey", |b| {
         b.iter(|| {
             let mut key = passkey::parse_stored(&json).unwrap();

@@ -81,7 +81,7 @@ impl AppState {
             Some(url) => Ephemeral::new(Arc::new(
                 RedisStore::connect(url, &config.redis_prefix).await.context("connecting to Redis")?,
             )),
-            None => Ephemeral::new(Arc::new(MemoryStore::new())),
+            None => Ephemeral::new(Arc::new(MemoryStore::with_max_entries(config.memory_store_max_entries))),
         };
         let cookie_key = store::settings::get_or_create_secret(&db, "cookie_key", 64).await?;
         let csrf_key = store::settings::get_or_create_secret(&db, "csrf_key", 32).await?;

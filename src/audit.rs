@@ -1,6 +1,7 @@
 //! The audit log: what happened, to whom, from where. Sign-ins, failed sign-ins, passkeys added
-//! and removed, email links sent and used, and every admin change are [`record`]ed as an
-//! [`Event`]; operators read them back through the admin API with [`list`].
+//! and removed, email links sent and used, replayed codes and refresh tokens, rate limits
+//! reached, and every admin change are [`record`]ed as an [`Event`]; operators read them back
+//! through the admin API with [`list`].
 //!
 //! Recording takes any connection, so a change and its event commit in one transaction: the log
 //! never shows a change that did not happen, nor misses one that did. Details are free-form
@@ -21,7 +22,8 @@ const MAX_USER_AGENT_CHARS: usize = 512;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     /// Dotted type: `signin.succeeded`, `signin.failed`, `passkey.added`, `passkey.removed`,
-    /// `email_link.sent`, `email_link.used`, `admin.user.created`, …
+    /// `email_link.sent`, `email_link.used`, `token.replayed`, `ratelimit.exceeded`,
+    /// `admin.user.created`, …
     pub kind: &'static str,
     /// The person it happened to, if any.
     pub user_id: Option<Uuid>,

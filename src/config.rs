@@ -63,6 +63,11 @@ pub struct Config {
     pub enrollment_ttl: Duration,
     /// Whether rate limits apply.
     pub rate_limits: bool,
+    /// New sign-in transactions (pending authorization requests, WebAuthn ceremonies) one
+    /// client address may open per minute.
+    pub login_transactions_per_ip: u64,
+    /// The most entries the in-process ephemeral store holds (without Redis).
+    pub memory_store_max_entries: usize,
     /// Size of the database connection pool.
     pub database_max_connections: u32,
     /// How often each replica re-reads signing keys (rotations by another replica).
@@ -154,6 +159,12 @@ impl Config {
             shutdown_grace: parse_duration(get, "LATCHKEY_SHUTDOWN_GRACE", "20s")?,
             request_timeout: parse_duration(get, "LATCHKEY_REQUEST_TIMEOUT", "30s")?,
             trusted_proxies: parse_networks(get("LATCHKEY_TRUSTED_PROXIES").unwrap_or_default())?,
+            login_transactions_per_ip: parse_count(get, "LATCHKEY_LOGIN_TRANSACTIONS_PER_IP", 300)?,
+            memory_store_max_entries: parse_count(
+                get,
+                "LATCHKEY_MEMORY_STORE_MAX_ENTRIES",
+                crate::ephemeral::memory::DEFAULT_MAX_ENTRIES as u64,
+            )? as usize,
             rate_limits: match get("LATCHKEY_RATE_LIMITS").unwrap_or("on") {
                 "on" => true,
                 "off" => false,
@@ -236,6 +247,19 @@ fn parse_bool<'a>(
     }
 }
 
+/// A whole number from 1 to a billion.
+fn parse_count<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    variable: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match get(variable).map(str::parse::<u64>) {
+        None => Ok(default),
+        Some(Ok(n)) if (1..=1_000_000_000).contains(&n) => Ok(n),
+        Some(_) => Err(invalid(variable, "must be a whole number from 1 to 1000000000".into())),
+    }
+}
+
 fn parse_duration<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
     variable: &'static str,
@@ -285,6 +309,8 @@ mod tests {
             ("LATCHKEY_DATABASE_URL", "mysql://x"),
             ("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, proxy"),
             ("LATCHKEY_SESSION_MAX_AGE", "300000y"),
+            ("LATCHKEY_LOGIN_TRANSACTIONS_PER_IP", "0"),
+            ("LATCHKEY_MEMORY_STORE_MAX_ENTRIES", "lots"),
         ] {
             let err = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert_eq!(err.variable, name, "{value}");

@@ -2,11 +2,11 @@
 //!
 //! The username step finds the account by username or email and starts an allow-list
 //! ceremony for its passkeys. Names that match no account (and disabled accounts) get a decoy
-//! ceremony that looks the same and always fails with the message a wrong passkey gets, unless
-//! the operator chose to reveal unknown users. Verification takes the ceremony state
-//! atomically, checks that the credential belongs to the user of this login and that its backup
-//! eligibility is what it was at registration, updates the stored passkey (counter, backup
-//! state, last use) and opens an SSO session.
+//! ceremony that looks the same, costs the same work (queries included), and always fails with
+//! the message a wrong passkey gets, unless the operator chose to reveal unknown users.
+//! Verification takes the ceremony state atomically, checks that the credential belongs to the
+//! user of this login and that its backup eligibility is what it was at registration, updates
+//! the stored passkey (counter, backup state, last use) and opens an SSO session.
 
 use chrono::{DateTime, Utc};
 use entity::{passkey as passkey_row, user};
@@ -65,10 +65,15 @@ pub struct SignedIn {
 pub struct LoginFailure {
     pub error: CeremonyError,
     pub retry: Option<Started>,
+    /// The account the passkey step was for (never set for a decoy or a discoverable sign-in,
+    /// whose user handle the failed assertion does not prove).
+    pub user_id: Option<Uuid>,
 }
 
 /// Starts the passkey step for a username or email (typed, or remembered).
 pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -> Result<UsernameOutcome, AppError> {
+    // One query whether or not the name has an account (the passkeys come joined), so the
+    // answer takes as long either way: timing must not tell which names have accounts.
     let found = users::find_by_login_with_passkeys(&state.db, &remembered.name).await?.filter(|(u, _)| !u.disabled);
     let (options, user_id, ceremony_state, greeting) = match found {
         Some((user, stored)) => {
@@ -82,9 +87,12 @@ pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -
             (options, Some(user.id), ceremony_state, greeting)
         }
         None if state.config.reveal_unknown_users => return Ok(UsernameOutcome::UnknownUser),
-        None => (state.passkeys.start_decoy(&remembered.name), None, None, remembered.name.clone()),
+        None => {
+            let (options, decoy_state) = state.passkeys.start_decoy(&remembered.name);
+            (options, None, decoy_state, remembered.name.clone())
+        }
     };
-    let ceremony = Ceremony::Login { login_name: remembered.name.clone(), user_id, state: ceremony_state };
+    let ceremony = Ceremony::Login { login_name: remembered.name.clone(), user_id, state: Some(ceremony_state) };
     let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
     Ok(UsernameOutcome::PasskeyStep(Box::new(PasskeyStep { greeting, options, ceremony_id })))
 }
@@ -105,7 +113,7 @@ pub async fn finish(
     now: DateTime<Utc>,
 ) -> Result<Result<SignedIn, LoginFailure>, AppError> {
     let Some(taken) = ceremony::take(&state.ephemeral, ceremony_id).await? else {
-        return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None }));
+        return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None, user_id: None }));
     };
     let verified = match &taken {
         Ceremony::Login { user_id: Some(user_id), state: Some(ceremony_state), .. } => {
@@ -124,7 +132,7 @@ pub async fn finish(
             }
         }
         Ceremony::Signup { .. } | Ceremony::AddPasskey { .. } => {
-            return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None }));
+            return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None, user_id: None }));
         }
     };
     let Some((result, row, user)) = verified.filter(|(_, _, user)| !user.disabled) else {
@@ -202,6 +210,10 @@ async fn failure(
 ) -> Result<Result<SignedIn, LoginFailure>, AppError> {
     tracing::info!(reason = ?error, "passkey sign-in failed");
     crate::observe::signin("passkey", false);
+    let user_id = match taken {
+        Ceremony::Login { user_id, .. } => *user_id,
+        _ => None,
+    };
     let retry = match taken {
         Ceremony::Login { login_name, .. } => {
             let remembered = RememberedUser { name: login_name.clone(), signed_in: false };
@@ -215,7 +227,7 @@ async fn failure(
         Ceremony::Discoverable { .. } => Some(start_discoverable(state).await?),
         _ => None,
     };
-    Ok(Err(LoginFailure { error, retry }))
+    Ok(Err(LoginFailure { error, retry, user_id }))
 }
 
 /// Parses stored passkeys, skipping (and logging) any that cannot be read.

@@ -20,6 +20,8 @@ pub const STORAGE_ERRORS: &str = "latchkey_storage_errors_total";
 /// Database writes and ephemeral-store operations, by store and operation (for the
 /// per-login cost the benchmarks report).
 pub const STORE_OPERATIONS: &str = "latchkey_store_operations_total";
+/// Entries in the in-process ephemeral store (absent with Redis), read at each scrape.
+pub const MEMORY_STORE_ENTRIES: &str = "latchkey_memory_store_entries";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

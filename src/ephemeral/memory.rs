@@ -1,6 +1,14 @@
 //! The in-process ephemeral store of the embedded default: a mutex-guarded map with expiry
 //! times. Expired entries are invisible at once and swept out as the map grows, so memory stays
 //! proportional to live entries.
+//!
+//! The map is also capped (`LATCHKEY_MEMORY_STORE_MAX_ENTRIES`), so a flood of half-finished
+//! sign-ins from many addresses cannot exhaust memory: a new key arriving at the cap first
+//! sweeps out expired entries and, if that is not enough, evicts the tenth of the entries
+//! closest to expiry (the policy Redis calls `volatile-ttl`). Short-lived state goes first —
+//! rate-limit counters, codes, ceremonies, pending requests — and sessions, which live longest,
+//! last. Evicting a tenth at a time keeps the cost of a full store at a few comparisons per
+//! insert, amortised.
 
 use std::{
     collections::HashMap,
@@ -12,24 +20,50 @@ use async_trait::async_trait;
 
 use super::{EphemeralError, EphemeralStore};
 
+/// How many entries the store holds at most unless configured otherwise.
+pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+
 /// Ephemeral state held in this process only (one replica).
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Entries>,
 }
 
-#[derive(Default)]
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_max_entries(DEFAULT_MAX_ENTRIES)
+    }
+}
+
 struct Entries {
     map: HashMap<String, (Vec<u8>, Instant)>,
     /// Map size after the last sweep; the next sweep runs when the map has doubled.
     swept_at_len: usize,
+    /// The cap on the number of entries.
+    max_entries: usize,
 }
 
 impl Entries {
-    fn sweep_if_grown(&mut self, now: Instant) {
-        if self.map.len() >= (self.swept_at_len * 2).max(1024) {
+    /// Makes room for one more key: sweeps expired entries once the map has doubled or
+    /// reached the cap, then evicts the entries closest to expiry while still at the cap.
+    fn make_room(&mut self, key: &str, now: Instant) {
+        if self.map.contains_key(key) {
+            return;
+        }
+        let len = self.map.len();
+        if len >= (self.swept_at_len * 2).max(1024) || len >= self.max_entries {
             self.map.retain(|_, (_, expires)| *expires > now);
             self.swept_at_len = self.map.len();
+        }
+        if self.map.len() >= self.max_entries {
+            let evict = self.max_entries.div_ceil(10);
+            let mut expiries: Vec<Instant> = self.map.values().map(|(_, expires)| *expires).collect();
+            let cutoff = *expiries.select_nth_unstable(evict - 1).1;
+            self.map.retain(|_, (_, expires)| *expires > cutoff);
+            self.swept_at_len = self.map.len();
+            tracing::warn!(
+                max_entries = self.max_entries,
+                "in-process store full: evicted the entries closest to expiry"
+            );
         }
     }
 
@@ -39,9 +73,15 @@ impl Entries {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with the default cap.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store holding at most `max_entries` (at least one) entries.
+    pub fn with_max_entries(max_entries: usize) -> Self {
+        let entries = Entries { map: HashMap::new(), swept_at_len: 0, max_entries: max_entries.max(1) };
+        MemoryStore { inner: Mutex::new(entries) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -56,7 +96,7 @@ impl EphemeralStore for MemoryStore {
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), EphemeralError> {
         let now = Instant::now();
         let mut entries = self.lock();
-        entries.sweep_if_grown(now);
+        entries.make_room(key, now);
         entries.map.insert(key.to_owned(), (value, now + ttl));
         Ok(())
     }
@@ -67,7 +107,7 @@ impl EphemeralStore for MemoryStore {
         if entries.live(key, now).is_some() {
             return Ok(false);
         }
-        entries.sweep_if_grown(now);
+        entries.make_room(key, now);
         entries.map.insert(key.to_owned(), (value, now + ttl));
         Ok(true)
     }
@@ -91,9 +131,14 @@ impl EphemeralStore for MemoryStore {
         Ok(())
     }
 
+    fn entry_count(&self) -> Option<usize> {
+        Some(self.lock().map.len())
+    }
+
     async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), EphemeralError> {
         let now = Instant::now();
         let mut entries = self.lock();
+        entries.make_room(key, now);
         let (count, expires) = match entries.map.get(key).filter(|(_, expires)| *expires > now) {
             Some((value, expires)) => (decode_count(value) + 1, *expires),
             None => (1, now + window),
@@ -129,5 +174,21 @@ mod tests {
             store.put(&format!("n{i}"), vec![0], Duration::from_secs(60)).await.unwrap();
         }
         assert!(store.lock().map.len() < 3000, "expired entries were swept");
+    }
+
+    #[tokio::test]
+    async fn stays_under_its_cap_and_evicts_what_expires_soonest() {
+        let store = MemoryStore::with_max_entries(100);
+        store.put("session", vec![1], Duration::from_secs(3600)).await.unwrap();
+        for i in 0..1000 {
+            store.put(&format!("ceremony{i}"), vec![0], Duration::from_secs(60 + i)).await.unwrap();
+            store.increment(&format!("rate{i}"), Duration::from_secs(60)).await.unwrap();
+            assert!(store.entry_count().unwrap() <= 100);
+        }
+        assert_eq!(store.get("session").await.unwrap(), Some(vec![1]), "the longest-lived entry stays");
+        assert!(store.get("ceremony999").await.unwrap().is_some(), "the newest entry stays");
+        assert_eq!(store.get("ceremony0").await.unwrap(), None, "the entry closest to expiry went first");
+        store.put("session", vec![2], Duration::from_secs(3600)).await.unwrap();
+        assert_eq!(store.get("session").await.unwrap(), Some(vec![2]), "replacing a key needs no room");
     }
 }

@@ -1,5 +1,5 @@
-//! The ephemeral store: short-lived state with a TTL (WebAuthn ceremonies, SSO sessions, and in
-//! later work authorization codes and rate-limit counters).
+//! The ephemeral store: short-lived state with a TTL (WebAuthn ceremonies, pending
+//! authorization requests, SSO sessions, authorization codes and rate-limit counters).
 //!
 //! One trait, two implementations: [`memory::MemoryStore`] for the embedded default and
 //! [`redis::RedisStore`] (fred) when replicas share state. Single-use values are read with
@@ -44,6 +44,11 @@ pub trait EphemeralStore: Send + Sync {
     async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), EphemeralError>;
     /// Checks that the store answers (for readiness).
     async fn ping(&self) -> Result<(), EphemeralError>;
+    /// How many entries this process holds, for a store kept in this process (`None` for a
+    /// shared server, whose memory its own configuration bounds).
+    fn entry_count(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The store as the application holds it, with typed JSON helpers on top of the byte trait.
@@ -100,6 +105,11 @@ impl Ephemeral {
     /// Checks that the store answers.
     pub async fn ping(&self) -> Result<(), EphemeralError> {
         self.0.ping().await
+    }
+
+    /// How many entries the in-process store holds (`None` with Redis).
+    pub fn entry_count(&self) -> Option<usize> {
+        self.0.entry_count()
     }
 
     /// Counts an event in a fixed window (rate limits).

@@ -72,6 +72,8 @@ pub async fn finish_post(
             Ok((jar, remember(private, &state, &remembered), ceremony_answer::verified(next)).into_response())
         }
         Err(failure) => {
+            let event = Event::new("signin.failed", now).with("method", "enrollment");
+            source.record(&state, event.with("reason", failure.error.reason())).await;
             let retry = failure.retry.map(|s| (s.options, s.ceremony_id));
             Ok(ceremony_answer::failed(&state, jar, failure.error, retry))
         }

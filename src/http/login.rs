@@ -140,7 +140,10 @@ pub async fn passkey_post(
             Ok((jar, private, ceremony_answer::verified(next)).into_response())
         }
         Err(failure) => {
-            let event = Event::new("signin.failed", now).with("method", "passkey");
+            let mut event = Event::new("signin.failed", now).with("method", "passkey");
+            if let Some(user_id) = failure.user_id {
+                event = event.user(user_id);
+            }
             source.record(&state, event.with("reason", failure.error.reason())).await;
             let retry = failure.retry.map(|s| (s.options, s.ceremony_id));
             Ok(ceremony_answer::failed(&state, jar, failure.error, retry))

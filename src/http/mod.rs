@@ -85,24 +85,32 @@ pub fn router(state: AppState) -> Router {
 /// cookie (API, static and probe routes skip generating one).
 fn browser_routes(state: &AppState) -> Router<AppState> {
     let signin_limit = middleware::from_fn_with_state((state.clone(), SIGNIN_PER_IP), limits::per_ip);
+    // Every request that may store a pending authorization request or start a ceremony.
+    let opens = middleware::from_fn_with_state(
+        (state.clone(), ratelimit::login_transactions_per_ip(&state.config)),
+        limits::per_ip,
+    );
     Router::new()
         .route("/", get(|| async { Redirect::to("/account") }))
-        .route("/login", get(login::page).post(login::username_post).route_layer(signin_limit.clone()))
+        .route(
+            "/login",
+            get(login::page).post(login::username_post).route_layer(opens.clone()).route_layer(signin_limit.clone()),
+        )
         .route("/login/passkey", post(login::passkey_post).route_layer(signin_limit))
         .route("/login/switch-user", get(login::switch_user))
         .route("/login/email", post(email::request_post))
         .route("/login/email/{token}", get(email::link_page).post(email::link_post))
         .route("/enroll/{token}", get(enroll::page).post(enroll::finish_post))
-        .route("/enroll/{token}/options", post(enroll::options_post))
-        .route("/signup", get(signup::page).post(signup::form_post))
+        .route("/enroll/{token}/options", post(enroll::options_post).route_layer(opens.clone()))
+        .route("/signup", get(signup::page).merge(post(signup::form_post).route_layer(opens.clone())))
         .route("/signup/passkey", post(signup::passkey_post))
         .route("/account", get(account::page))
-        .route("/account/passkeys/options", post(account::passkey_options_post))
+        .route("/account/passkeys/options", post(account::passkey_options_post).route_layer(opens.clone()))
         .route("/account/passkeys", post(account::passkey_post))
         .route("/account/passkeys/{id}/rename", post(account::rename_post))
         .route("/account/passkeys/{id}/delete", post(account::delete_post))
         .route("/logout", post(account::logout_post))
-        .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post))
+        .route("/authorize", get(oidc::authorize_get).post(oidc::authorize_post).route_layer(opens))
         .route("/authorize/resume", get(oidc::resume))
         .route("/authorize/consent", post(oidc::consent_post))
         .route("/end-session", get(oidc::end_session_get).post(oidc::end_session_post))

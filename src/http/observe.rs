@@ -1,17 +1,21 @@
 //! Per-request observability: a request id on every response (`x-request-id`, generated when
 //! the client sent none) and in every log line of the request, request counts and latency
-//! histograms by route template, and `GET /metrics`.
+//! histograms by route template, and `GET /metrics` (which also reports the size of the
+//! in-process ephemeral store).
 
 use std::time::Instant;
 
 use axum::{
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
-use crate::observe::{HTTP_DURATION, HTTP_REQUESTS, prometheus};
+use crate::{
+    app::AppState,
+    observe::{HTTP_DURATION, HTTP_REQUESTS, MEMORY_STORE_ENTRIES, prometheus},
+};
 
 /// The header carrying the request id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -47,6 +51,9 @@ pub async fn track(mut request: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics` in the Prometheus text format.
-pub async fn metrics_get() -> Response {
+pub async fn metrics_get(State(state): State<AppState>) -> Response {
+    if let Some(entries) = state.ephemeral.entry_count() {
+        metrics::gauge!(MEMORY_STORE_ENTRIES).set(entries as f64);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
 }

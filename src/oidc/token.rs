@@ -5,7 +5,7 @@
 //! code is released, so a code is either redeemed with its tokens stored, or still redeemable.
 //! A replayed code revokes the grant its first redemption created — also when the replay races
 //! that redemption, whose tokens are then revoked as they are issued; a reused (already
-//! rotated) refresh token revokes its whole grant.
+//! rotated) refresh token revokes its whole grant. Both leave a `token.replayed` audit event.
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     app::AppState,
+    audit::{self, Event},
     error::OAuthError,
     store::{
         grants::{self, NewRefreshToken},
@@ -143,6 +144,30 @@ pub async fn exchange(
     Ok(response)
 }
 
+/// A code or refresh token presented a second time (stolen, or a confused client): revokes
+/// the grant it belongs to and records a `token.replayed` audit event, in one transaction.
+async fn revoke_replayed(
+    state: &AppState,
+    client: &Client,
+    grant_id: uuid::Uuid,
+    token: &'static str,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    tracing::warn!(client_id = %client.client_id, %grant_id, token, "token replayed: grant revoked");
+    let mut event = Event::new("token.replayed", now)
+        .client(client.client_id.clone())
+        .with("grant_id", grant_id.to_string())
+        .with("token", token);
+    if let Some(grant) = grants::find(&state.db, grant_id).await? {
+        event = event.user(grant.user_id);
+    }
+    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+    grants::revoke(&txn, grant_id, now).await?;
+    audit::record(&txn, event).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
 fn invalid_grant(description: &str) -> OAuthError {
     OAuthError::bad_request("invalid_grant", description)
 }
@@ -158,10 +183,9 @@ async fn exchange_code(
     let grant = match code::redeem(&state.ephemeral, code).await? {
         Redeemed::Fresh(grant) => grant,
         Redeemed::Replayed { grant_id } => {
-            tracing::warn!(client_id = %client.client_id, %grant_id, "authorization code replayed: grant revoked");
             // Flag first: a first redemption still storing the grant then revokes it itself.
             code::mark_replayed(&state.ephemeral, code, grant_id).await?;
-            grants::revoke(&state.db, grant_id, now).await?;
+            revoke_replayed(state, client, grant_id, "authorization_code", now).await?;
             return Err(invalid_grant("The authorization code was already used."));
         }
         Redeemed::Unknown => return Err(invalid_grant("The authorization code is invalid or expired.")),
@@ -178,20 +202,37 @@ async fn exchange_code(
         (None, Some(_)) => return Err(invalid_grant("code_verifier was sent but no code_challenge was.")),
         (None, None) => {}
     }
-    let user = live_user(state, grant.context.user_id).await?;
-    let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
-    let expires_at = grant_expiry(state, client, &grant.scopes, &grant.context, now);
-    let row = grant_row(&grant, expires_at, now);
-    let stored_refresh = refresh.as_ref().map(|(_, hash)| NewRefreshToken { hash: hash.clone(), expires_at });
-    if let Err(err) = grants::insert_with_refresh(&state.db, row, stored_refresh).await {
-        code::restore(&state.ephemeral, code).await?;
-        return Err(err.into());
-    }
+    let (user, refresh) = match store_grant(state, client, &grant, now).await {
+        Ok(stored) => stored,
+        Err(err) => {
+            // Nothing was stored (the database failed, or the account is gone): the code
+            // stays redeemable, as if this request had never come.
+            code::restore(&state.ephemeral, code).await?;
+            return Err(err);
+        }
+    };
     if code::was_replayed(&state.ephemeral, code).await? {
         grants::revoke(&state.db, grant.grant_id, now).await?;
     }
     let subject = Subject { user: &user, context: &grant.context, grant_id: grant.grant_id };
     respond(state, client, &grant.scopes, &subject, grant.nonce.as_deref(), refresh.map(|(t, _)| t), now)
+}
+
+/// Stores the grant of a redeemed code, with its refresh token when the client may refresh, in
+/// one transaction; returns the (live) user and the refresh token.
+async fn store_grant(
+    state: &AppState,
+    client: &Client,
+    grant: &CodeGrant,
+    now: DateTime<Utc>,
+) -> Result<(user::Model, Option<(String, String)>), OAuthError> {
+    let user = live_user(state, grant.context.user_id).await?;
+    let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
+    let expires_at = grant_expiry(state, client, &grant.scopes, &grant.context, now);
+    let row = grant_row(grant, expires_at, now);
+    let stored_refresh = refresh.as_ref().map(|(_, hash)| NewRefreshToken { hash: hash.clone(), expires_at });
+    grants::insert_with_refresh(&state.db, row, stored_refresh).await?;
+    Ok((user, refresh))
 }
 
 /// How long a grant (and its refresh tokens) may live: with `offline_access` the offline
@@ -253,8 +294,7 @@ async fn refresh(
         return Err(invalid_grant("The refresh token was issued to another client."));
     }
     if token.used_at.is_some() {
-        tracing::warn!(client_id = %client.client_id, grant_id = %grant.id, "rotated refresh token reused: grant revoked");
-        grants::revoke(&state.db, grant.id, now).await?;
+        revoke_replayed(state, client, grant.id, "refresh_token", now).await?;
         return Err(invalid_grant("The refresh token was already used."));
     }
     if !grants::is_live(&grant, now) || token.expires_at <= now {
@@ -265,7 +305,7 @@ async fn refresh(
     let (new_token, new_hash) = new_refresh_token();
     let next = NewRefreshToken { hash: new_hash, expires_at: token.expires_at };
     if !grants::rotate_refresh(&state.db, grant.id, &hash, next, now).await? {
-        grants::revoke(&state.db, grant.id, now).await?;
+        revoke_replayed(state, client, grant.id, "refresh_token", now).await?;
         return Err(invalid_grant("The refresh token was already used."));
     }
     let context = AuthContext {

@@ -19,8 +19,9 @@ use crate::{
 /// A ceremony in progress.
 #[derive(Serialize, Deserialize)]
 pub enum Ceremony {
-    /// The passkey step after the username step (or for a remembered user). `user_id` and
-    /// `state` are `None` for a decoy: a name that matches no account.
+    /// The passkey step after the username step (or for a remembered user). `user_id` is
+    /// `None` for a decoy (a name that matches no account), whose state names credentials
+    /// nobody has; `state` is `None` only in decoys stored by earlier versions.
     Login { login_name: String, user_id: Option<Uuid>, state: Option<PasskeyAuthentication> },
     /// A discoverable sign-in from the username step (autofill or "Use a passkey").
     Discoverable { state: DiscoverableAuthentication },

@@ -13,7 +13,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use webauthn_rs::prelude::*;
-use webauthn_rs_proto::{AllowCredentials, AuthenticatorTransport, ResidentKeyRequirement};
+use webauthn_rs_proto::{AuthenticatorTransport, ResidentKeyRequirement};
 
 use crate::store::passkeys::NewPasskey;
 
@@ -117,32 +117,31 @@ impl PasskeyService {
         &self,
         passkeys: &[Passkey],
         login_name: &str,
-    ) -> (RequestChallengeResponse, Option<PasskeyAuthentication>) {
+    ) -> (RequestChallengeResponse, PasskeyAuthentication) {
         match self.webauthn.start_passkey_authentication(passkeys) {
-            Ok((options, state)) => (options, Some(state)),
-            Err(_) => (self.start_decoy(login_name), None),
+            Ok(started) => started,
+            Err(_) => self.start_decoy(login_name),
         }
     }
 
-    /// Options for a name that matches no account, shaped like a real allow-list request:
-    /// one or two credential ids derived from an HMAC of the normalised name, so the same name
-    /// always gets the same ids, which belong to nobody.
-    pub fn start_decoy(&self, login_name: &str) -> RequestChallengeResponse {
-        let (mut options, _) = self.discoverable_options();
+    /// Options for a name that matches no account, made exactly as a real allow-list request
+    /// is made from stored passkeys — each parsed from JSON and handed to webauthn-rs — so they
+    /// have the same shape and cost the same time. The passkeys are `DECOY_PASSKEY` under one
+    /// or two credential ids derived from an HMAC of the normalised name: the same name always
+    /// gets the same ids, which belong to nobody. The state verifies nothing anyone can sign.
+    pub fn start_decoy(&self, login_name: &str) -> (RequestChallengeResponse, PasskeyAuthentication) {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.decoy_key).expect("HMAC takes any key length");
         mac.update(crate::store::users::normalize(login_name).as_bytes());
         let digest = mac.finalize().into_bytes();
         let count = 1 + usize::from(digest[0] & 1);
-        options.mediation = None;
-        options.public_key.extensions = None;
-        options.public_key.allow_credentials = (0..count)
-            .map(|i| AllowCredentials {
-                type_: "public-key".into(),
-                id: decoy_credential_id(&self.decoy_key, &digest, i),
-                transports: Some(vec![AuthenticatorTransport::Hybrid, AuthenticatorTransport::Internal]),
+        let decoys: Vec<Passkey> = (0..count)
+            .map(|i| {
+                let mut credential = Credential::from(parse_stored(DECOY_PASSKEY).expect("the decoy passkey parses"));
+                credential.cred_id = decoy_credential_id(&self.decoy_key, &digest, i);
+                Passkey::from(credential)
             })
             .collect();
-        options
+        self.webauthn.start_passkey_authentication(&decoys).expect("decoy passkeys make a valid request")
     }
 
     /// Starts a discoverable sign-in (passkey autofill or the "Use a passkey" button).
@@ -235,6 +234,17 @@ pub fn check_backup_eligibility(result: &AuthenticationResult, registered: bool)
     }
 }
 
+/// A passkey of nobody's, as webauthn-rs stores one: made once by a software authenticator whose
+/// private key was thrown away. Decoys carry it under their own credential ids.
+const DECOY_PASSKEY: &str = concat!(
+    r#"{"cred":{"cred_id":"eClhTs-5GKFoNJJyMIwR1RoW3X0jVFRzbQ0UBxhY0rU","cred":{"type_":"ES256","key":{"EC_EC2":"#,
+    r#"{"curve":"SECP256R1","x":"W0SdvgAaqNTZTseNeVEBP5ELFkpL0sKSEINwtlRMl60","#,
+    r#""y":"EXMnb5T71bz_PtPSEIfuXuOions1rs4z_M1iGJKjc9k"}}},"counter":1,"transports":["hybrid","internal"],"#,
+    r#""user_verified":true,"backup_eligible":false,"backup_state":false,"registration_policy":"required","#,
+    r#""extensions":{"cred_protect":"Ignored","hmac_create_secret":"NotRequested","appid":"NotRequested","#,
+    r#""cred_props":"Ignored"},"attestation":{"data":"None","metadata":"None"},"attestation_format":"none"}}"#,
+);
+
 fn decoy_credential_id(key: &[u8], digest: &[u8], index: usize) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(digest);
@@ -300,15 +310,25 @@ mod tests {
     #[test]
     fn decoys_are_stable_per_name_and_shaped_like_real_requests() {
         let service = service();
-        let a = serde_json::to_value(service.start_decoy("Nobody")).unwrap();
-        let b = serde_json::to_value(service.start_decoy("nobody ")).unwrap();
-        let c = serde_json::to_value(service.start_decoy("somebody-else")).unwrap();
+        let decoy = |name: &str| serde_json::to_value(service.start_decoy(name).0).unwrap();
+        let (a, b, c) = (decoy("Nobody"), decoy("nobody "), decoy("somebody-else"));
         assert_eq!(a["publicKey"]["allowCredentials"], b["publicKey"]["allowCredentials"]);
         assert_ne!(a["publicKey"]["allowCredentials"], c["publicKey"]["allowCredentials"]);
         assert_ne!(a["publicKey"]["challenge"], b["publicKey"]["challenge"]);
-        assert!(a.get("mediation").is_none());
-        assert!(a["publicKey"].get("extensions").is_none());
         assert_eq!(a["publicKey"]["userVerification"], "required");
+        let stored = parse_stored(DECOY_PASSKEY).unwrap();
+        let real = serde_json::to_value(service.start_authentication(&[stored], "someone").0).unwrap();
+        let shape = |mut options: serde_json::Value| {
+            options["publicKey"]["challenge"] = "".into();
+            options["publicKey"]["allowCredentials"] = serde_json::json!([]);
+            options
+        };
+        assert_eq!(shape(a.clone()), shape(real), "the same request but for challenge and credentials");
+        let ids = a["publicKey"]["allowCredentials"].as_array().unwrap();
+        assert!(
+            ids.iter().all(|c| c["id"] != "eClhTs-5GKFoNJJyMIwR1RoW3X0jVFRzbQ0UBxhY0rU"),
+            "never the template's id"
+        );
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Property-based fuzzing (issue 7) of the parsers attackers reach first: the WebAuthn JSON path
-//! (parse, then verify), the authorization request, the token request form and PKCE, and the
-//! remembered-user cookie. Each property must hold for every input — never a panic, and nothing
-//! accepted that the protocol forbids.
+//! (parse, then verify), the authorization request, the token request form and PKCE, client
+//! authentication at the token endpoint, and the remembered-user cookie. Each property must
+//! hold for every input — never a panic, and nothing accepted that the protocol forbids.
 //!
 //! proptest stands in for cargo-fuzz (which needs a nightly toolchain). Failing inputs are kept
 //! in `tests/proptest-regressions/fuzz/*.txt` and replayed first on every run; see
 //! `tests/fuzz-corpus/README.md` for longer runs (`PROPTEST_CASES=100000 cargo test fuzz`).
 
+mod client_auth;
 mod cookie;
 mod oauth;
 mod webauthn;

@@ -307,7 +307,7 @@ async fn sign_ins_are_audited(backend: Backend) {
         .await
         .unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["user.signed_up", "signin.succeeded", "signin.succeeded"], "{kinds:?}");
+    assert_eq!(kinds, ["user.signed_up", "signin.succeeded", "signin.succeeded", "signin.failed"], "{kinds:?}");
     assert!(events[2].detail.contains("\"method\":\"passkey\""), "{}", events[2].detail);
     assert!(events[2].detail.contains("passkey_id"));
     assert_eq!(events[2].ip.as_deref(), Some("127.0.0.1"));

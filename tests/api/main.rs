@@ -6,6 +6,7 @@ mod helpers;
 mod process;
 mod proxy;
 
+mod abuse;
 mod account;
 mod admin;
 mod bench_smoke;

@@ -43,7 +43,7 @@ static CEREMONIES: LazyLock<Ceremonies> = LazyLock::new(|| {
     let (options, state) = service.start_authentication(&[passkey], "fuzz");
     let authentication_challenge = options.public_key.challenge.to_vec();
     let assertion = auth.assert(&serde_json::to_value(&options).unwrap(), ORIGIN).unwrap();
-    let authentication_state = state.unwrap();
+    let authentication_state = state;
     let parsed = serde_json::from_value(assertion.clone()).unwrap();
     assert!(service.finish_authentication(&parsed, &authentication_state).is_ok(), "the real assertion verifies");
     Ceremonies {
