@@ -139,29 +139,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let grace = config.shutdown_grace;
+    let (grace, header_timeout) = (config.shutdown_grace, config.header_read_timeout);
     let state = AppState::build(config).await?;
     let router = crate::http::router(state);
     tracing::info!(address = %listener.local_addr()?, "Latchkey is listening");
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stopping.send(());
-        });
-    // After the signal, in-flight requests get `grace` to finish; then Latchkey exits anyway.
-    let deadline = async move {
-        if stopped.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        served = server => served.context("serving HTTP"),
-        () = deadline => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "requests still running after the shutdown grace period; exiting");
-            Ok(())
-        }
-    }
+    crate::serve::serve(listener, router, header_timeout, grace, shutdown).await;
+    Ok(())
 }

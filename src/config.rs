@@ -76,6 +76,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// Longest a request head (request line and headers) may take to arrive; then the
+    /// connection is closed.
+    pub header_read_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -158,6 +161,7 @@ impl Config {
             key_reload_interval: parse_duration(get, "LATCHKEY_KEY_RELOAD_INTERVAL", "30s")?,
             shutdown_grace: parse_duration(get, "LATCHKEY_SHUTDOWN_GRACE", "20s")?,
             request_timeout: parse_duration(get, "LATCHKEY_REQUEST_TIMEOUT", "30s")?,
+            header_read_timeout: parse_duration(get, "LATCHKEY_HEADER_READ_TIMEOUT", "10s")?,
             trusted_proxies: parse_networks(get("LATCHKEY_TRUSTED_PROXIES").unwrap_or_default())?,
             login_transactions_per_ip: parse_count(get, "LATCHKEY_LOGIN_TRANSACTIONS_PER_IP", 300)?,
             memory_store_max_entries: parse_count(

@@ -25,6 +25,7 @@ pub mod observe;
 pub mod oidc;
 pub mod passkey;
 pub mod ratelimit;
+pub mod serve;
 pub mod session;
 pub mod store;
 

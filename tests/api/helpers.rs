@@ -139,9 +139,9 @@ impl TestApp {
         let config = Config::from_vars(&vars).expect("test configuration is valid");
         let state = AppState::build(config).await.expect("app starts");
         let router = latchkey::http::router(state.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
-        });
+        let (header_timeout, grace) = (state.config.header_read_timeout, state.config.shutdown_grace);
+        // The server loop `latchkey serve` runs, never told to stop.
+        tokio::spawn(latchkey::serve::serve(listener, router, header_timeout, grace, std::future::pending()));
         TestApp { base, local, state, _sqlite_file: sqlite_file }
     }
 
