@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::{
     extract::{Request, State},
-    http::{HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -26,30 +26,34 @@ use crate::{
 
 /// Counts the request against `limit` for its client address.
 pub async fn per_ip(State((state, limit)): State<(AppState, Limit)>, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
     let wants_page =
-        parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
-    match count(&state, limit, &parts).await {
-        Ok(Ok(())) => next.run(Request::from_parts(parts, body)).await,
-        Ok(Err(retry_after)) => too_many(retry_after, wants_page),
-        Err(err) if wants_page => PageError(err).into_response(),
-        Err(err) => err.into_response(),
-    }
+        request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
+    let store_failed = |err: AppError| if wants_page { PageError(err).into_response() } else { err.into_response() };
+    limited(&state, limit, request, next, wants_page, store_failed).await
 }
 
 /// [`per_ip`] for the token endpoint, whose failures are OAuth errors (RFC 6749 §5.2).
 pub async fn token_per_ip(State((state, limit)): State<(AppState, Limit)>, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    match count(&state, limit, &parts).await {
-        Ok(Ok(())) => next.run(Request::from_parts(parts, body)).await,
-        Ok(Err(retry_after)) => too_many(retry_after, false),
-        Err(err) => OAuthError::from(err).into_response(),
-    }
+    limited(&state, limit, request, next, false, |err| OAuthError::from(err).into_response()).await
 }
 
-async fn count(state: &AppState, limit: Limit, parts: &Parts) -> Result<Result<(), Duration>, AppError> {
-    let ip = client_ip(parts, &state.config.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default();
-    Ok(ratelimit::check(state, limit, &ip).await?)
+/// Runs the request if its address is under `limit`: otherwise 429 (a page when `wants_page`),
+/// or `store_failed` when the limit cannot be counted.
+async fn limited(
+    state: &AppState,
+    limit: Limit,
+    request: Request,
+    next: Next,
+    wants_page: bool,
+    store_failed: impl FnOnce(AppError) -> Response,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let ip = client_ip(&parts, &state.config.trusted_proxies).map(|ip| ip.to_string()).unwrap_or_default();
+    match ratelimit::check(state, limit, &ip).await {
+        Ok(Ok(())) => next.run(Request::from_parts(parts, body)).await,
+        Ok(Err(retry_after)) => too_many(retry_after, wants_page),
+        Err(err) => store_failed(err.into()),
+    }
 }
 
 /// The 429 answer.
