@@ -33,6 +33,12 @@ KUBE_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 # Custom resources: no schema in kubernetes-validate; their shape is asserted below instead.
 CUSTOM_KINDS = {"ServiceMonitor"}
 HOOK_PHASES = "pre-install,pre-upgrade"
+# Limits the binary has defaults for: chart value (under config) -> variable, set only when given.
+LIMITS = {
+    "headerReadTimeout": "LATCHKEY_HEADER_READ_TIMEOUT",
+    "loginTransactionsPerIp": "LATCHKEY_LOGIN_TRANSACTIONS_PER_IP",
+    "memoryStoreMaxEntries": "LATCHKEY_MEMORY_STORE_MAX_ENTRIES",
+}
 
 
 def values_file(name):
@@ -216,6 +222,24 @@ class Defaults(ChartTestCase):
         self.assertEqual(volumes["data"], {"name": "data", "emptyDir": {}})
         self.assertIn("emptyDir", volumes[mounts["/tmp"]["name"]])
 
+    def test_limits_left_to_latchkey(self):
+        # Null values set no variable, so the binary's own defaults apply.
+        for variable in LIMITS.values():
+            self.assertNotIn(variable, self.r.config())
+            self.assertNotIn(variable, self.r.env())
+
+    def test_each_limit_sets_its_variable(self):
+        # Whole numbers stay whole: a million must not become 1e+06.
+        cases = {
+            "headerReadTimeout": ("1m 30s", "1m 30s"),
+            "loginTransactionsPerIp": (1000000, "1000000"),
+            "memoryStoreMaxEntries": (2500000, "2500000"),
+        }
+        for key, (value, text) in cases.items():
+            with self.subTest(key=key):
+                config = Rendered({"config": {key: value}}).config()
+                self.assertEqual({v: config[v] for v in LIMITS.values() if v in config}, {LIMITS[key]: text})
+
     def test_pod_annotations(self):
         annotations = self.r.deployment()["spec"]["template"]["metadata"]["annotations"]
         for name in ["checksum/config", "checksum/secret", "checksum/clients"]:
@@ -301,8 +325,15 @@ class ScaledOut(ChartTestCase):
         self.assertEqual(config["LATCHKEY_MAIL_FROM"], "Example ID <id@example.com>")
         self.assertEqual(config["LATCHKEY_SESSION_MAX_AGE"], "14d")
         self.assertEqual(config["LATCHKEY_RATE_LIMITS"], "on")
+        self.assertEqual(config["LATCHKEY_HEADER_READ_TIMEOUT"], "5s")
+        self.assertEqual(config["LATCHKEY_LOGIN_TRANSACTIONS_PER_IP"], "600")
+        self.assertNotIn("LATCHKEY_MEMORY_STORE_MAX_ENTRIES", config)
         self.assertNotIn("LATCHKEY_DATABASE_URL", config)
         self.assertEqual(self.r.container()["envFrom"], [{"configMapRef": {"name": RELEASE}}])
+
+    def test_memory_store_cap_ignored_with_redis(self):
+        r = Rendered(merged(self.values, {"config": {"memoryStoreMaxEntries": 50000}}))
+        self.assertNotIn("LATCHKEY_MEMORY_STORE_MAX_ENTRIES", r.config())
 
     def test_quotes_and_backslashes_survive(self):
         url = 'postgres://latchkey:p"a\\ss:w0rd@db:5432/latchkey'
@@ -496,6 +527,15 @@ class BadValues(ChartTestCase):
             "/database/type": [{"database": {"type": "mysql"}}],
             "/database/url": [{"database": {"type": "postgres", "url": "mysql://db"}}],
             "/config/signup": [{"config": {"signup": "maybe"}}],
+            "/config/headerReadTimeout": [
+                {"config": {"headerReadTimeout": 10}},  # a duration needs its unit: 10s
+                {"config": {"headerReadTimeout": "soon"}},
+            ],
+            "/config/loginTransactionsPerIp": [
+                {"config": {"loginTransactionsPerIp": 0}},
+                {"config": {"loginTransactionsPerIp": "300"}},
+            ],
+            "/config/memoryStoreMaxEntries": [{"config": {"memoryStoreMaxEntries": 2000000000}}],
             "NOT-A-VARIABLE": [{"config": {"extra": {"NOT-A-VARIABLE": "x"}}}],  # names the bad key
             "/existingSecretKeys/databaseUrl": [{"existingSecretKeys": {"databaseUrl": "database url"}}],
             "/clients/0": [{"clients": [{"client_id": "a", "name": "A", "redirect_uri": ["https://a/cb"]}]}],
