@@ -39,6 +39,8 @@ pub struct AppInner {
     pub cookie_key: Key,
     /// Keys CSRF tokens to the browser's CSRF cookie.
     pub csrf_key: Vec<u8>,
+    /// Signs the ceremonies browsers carry (`passkey::ceremony`).
+    pub ceremony_key: Vec<u8>,
     /// Token-signing keys, shared with every replica through the database.
     pub signing_keys: Arc<SigningKeys>,
     pub client_secrets: ClientSecrets,
@@ -85,6 +87,7 @@ impl AppState {
         };
         let cookie_key = store::settings::get_or_create_secret(&db, "cookie_key", 64).await?;
         let csrf_key = store::settings::get_or_create_secret(&db, "csrf_key", 32).await?;
+        let ceremony_key = store::settings::get_or_create_secret(&db, "ceremony_key", 32).await?;
         let decoy_key = store::settings::get_or_create_secret(&db, "decoy_credential_key", 32).await?;
         let passkeys = PasskeyService::new(&config.issuer, config.rp_id(), decoy_key)
             .context("configuring WebAuthn from LATCHKEY_ISSUER")?;
@@ -112,6 +115,7 @@ impl AppState {
             passkeys,
             cookie_key: Key::from(&cookie_key),
             csrf_key,
+            ceremony_key,
             signing_keys,
             client_secrets,
             clients: ClientCache::default(),

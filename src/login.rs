@@ -98,11 +98,11 @@ pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -
 }
 
 /// Starts a discoverable sign-in (autofill, or the "Use a passkey" button).
-pub async fn start_discoverable(state: &AppState) -> Result<Started, AppError> {
+/// Nothing is stored: the browser carries the ceremony ([`ceremony::carry_discoverable`]).
+pub fn start_discoverable(state: &AppState, now: DateTime<Utc>) -> Started {
     let (options, ceremony_state) = state.passkeys.start_discoverable();
-    let ceremony = Ceremony::Discoverable { state: ceremony_state };
-    let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
-    Ok(Started { options, ceremony_id })
+    let expires_at = now + state.config.challenge_ttl;
+    Started { options, ceremony_id: ceremony::carry_discoverable(&state.ceremony_key, ceremony_state, expires_at) }
 }
 
 /// Verifies the browser's assertion for the ceremony `ceremony_id` and opens a session.
@@ -112,7 +112,7 @@ pub async fn finish(
     response: &PublicKeyCredential,
     now: DateTime<Utc>,
 ) -> Result<Result<SignedIn, LoginFailure>, AppError> {
-    let Some(taken) = ceremony::take(&state.ephemeral, ceremony_id).await? else {
+    let Some(taken) = ceremony::take_sign_in(&state.ephemeral, &state.ceremony_key, ceremony_id, now).await? else {
         return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None, user_id: None }));
     };
     let verified = match &taken {
@@ -197,8 +197,7 @@ async fn record_use(
         Some(true) => Some(passkey::serialize_stored(&stored)),
         _ => None,
     };
-    let backup_eligible = row.backup_eligible;
-    passkeys::record_use(&state.db, row, updated, result.backup_state(), backup_eligible, now).await?;
+    passkeys::record_use(&state.db, row.id, updated, result.backup_state(), now).await?;
     Ok(())
 }
 
@@ -224,7 +223,7 @@ async fn failure(
                 UsernameOutcome::UnknownUser => None,
             }
         }
-        Ceremony::Discoverable { .. } => Some(start_discoverable(state).await?),
+        Ceremony::Discoverable { .. } => Some(start_discoverable(state, Utc::now())),
         _ => None,
     };
     Ok(Err(LoginFailure { error, retry, user_id }))

@@ -112,6 +112,13 @@ impl EphemeralStore for MemoryStore {
         Ok(true)
     }
 
+    async fn replace(&self, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>, EphemeralError> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        let live = entries.map.get_mut(key).filter(|(_, expires)| *expires > now);
+        Ok(live.map(|(old, _)| std::mem::replace(old, value)))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {
         Ok(self.lock().live(key, Instant::now()).cloned())
     }

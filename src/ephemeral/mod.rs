@@ -33,6 +33,10 @@ pub trait EphemeralStore: Send + Sync {
     /// Stores `value` under `key` for `ttl` only if no live value is there; `true` when stored.
     /// Atomic: of several racing callers, exactly one stores.
     async fn put_new(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<bool, EphemeralError>;
+    /// Replaces the value of a live `key`, keeping its expiry, and returns the old value; an
+    /// absent or expired key stays absent (`None`). Atomic: of several racing callers, each gets
+    /// the value the previous one left.
+    async fn replace(&self, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>, EphemeralError>;
     /// Reads the value under `key` without consuming it.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError>;
     /// Reads and removes the value under `key` in one atomic step.
@@ -82,6 +86,17 @@ impl Ephemeral {
         let bytes = serde_json::to_vec(value).map_err(|e| EphemeralError::Corrupt(e.to_string()))?;
         counted("put_new");
         self.0.put_new(key, bytes, ttl).await
+    }
+
+    /// Replaces a live JSON value (keeping its expiry) and returns the old one.
+    pub async fn replace_json<T: Serialize, Old: DeserializeOwned>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<Option<Old>, EphemeralError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| EphemeralError::Corrupt(e.to_string()))?;
+        counted("replace");
+        decode(self.0.replace(key, bytes).await?)
     }
 
     /// Reads a JSON value without consuming it.
@@ -168,6 +183,23 @@ pub(crate) mod contract {
             store.put_new(&short, b"y".to_vec(), Duration::from_secs(60)).await.unwrap(),
             "an expired value is no obstacle"
         );
+
+        let swapped = format!("{prefix}contract:swapped");
+        assert_eq!(store.replace(&swapped, b"new".to_vec()).await.unwrap(), None, "nothing to replace");
+        assert_eq!(store.get(&swapped).await.unwrap(), None, "an absent key stays absent");
+        store.put(&swapped, b"first".to_vec(), Duration::from_millis(1500)).await.unwrap();
+        assert_eq!(store.replace(&swapped, b"second".to_vec()).await.unwrap().as_deref(), Some(&b"first"[..]));
+        let swappers = (0..20u8).map(|i| {
+            let store = store.clone();
+            let key = swapped.clone();
+            tokio::spawn(async move { store.replace(&key, vec![i]).await.unwrap() })
+        });
+        let mut seen = futures_join(swappers).await.into_iter().map(Option::unwrap).collect::<Vec<_>>();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 20, "each racer gets the value the previous one left");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(store.get(&swapped).await.unwrap(), None, "replacing keeps the expiry");
 
         let counter = format!("{prefix}contract:counter");
         assert_eq!(store.increment(&counter, Duration::from_secs(60)).await.unwrap().0, 1);

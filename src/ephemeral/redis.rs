@@ -1,7 +1,7 @@
 //! The Redis ephemeral store (fred), for replicas that share state. Keys carry the configured
 //! prefix (`LATCHKEY_REDIS_PREFIX`), never a database number, so Redis Cluster works and several
-//! deployments or test runs can share one server. `take` is `GETDEL` (Redis ≥ 6.2) and `put_new`
-//! is `SET … NX`: both atomic.
+//! deployments or test runs can share one server. `take` is `GETDEL` (Redis ≥ 6.2), `put_new`
+//! is `SET … NX` and `replace` is `SET … XX KEEPTTL GET`: all atomic.
 
 use std::time::Duration;
 
@@ -69,6 +69,14 @@ impl EphemeralStore for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(stored.is_some())
+    }
+
+    async fn replace(&self, key: &str, value: Vec<u8>) -> Result<Option<Vec<u8>>, EphemeralError> {
+        // SET … XX KEEPTTL GET: only an existing key, its expiry kept, the old value returned.
+        self.client
+            .set(self.key(key), value, Some(Expiration::KEEPTTL), Some(SetOptions::XX), true)
+            .await
+            .map_err(unavailable)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {

@@ -200,7 +200,7 @@ async fn username_step(
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let started = login::start_discoverable(state).await?;
+    let started = login::start_discoverable(state, Utc::now());
     let jar = ceremony_answer::with_ceremony(jar, state, started.ceremony_id);
     let page = render(
         status,

@@ -2,11 +2,14 @@
 //! client, redirect URI, PKCE challenge and the sign-in they stand for. Kept in the ephemeral
 //! store under a hash of the code.
 //!
-//! Redeeming a code claims it by storing its redemption marker if none exists yet (atomic), so
-//! of any number of racing redemptions exactly one wins and every other is recognised as a
-//! replay, which revokes the grant the first one created (RFC 6749 §4.1.2, RFC 9700 §4.5). A
-//! replay may arrive before the winner has stored that grant; it therefore flags the marker
-//! first, and the winner checks the flag once its grant is stored ([`was_replayed`]).
+//! Redeeming a code swaps its entry for a redemption record in one atomic step (`replace`), so
+//! of any number of racing redemptions exactly one gets the grant back and every other gets a
+//! record: a replay, which revokes the grant the first one created (RFC 6749 §4.1.2, RFC 9700
+//! §4.5). The grant's id is derived from the code, so a replay knows which grant to revoke
+//! without reading anything. A replay may arrive before the winner has stored that grant; its
+//! swap leaves a record with another redeemer's mark, which the winner checks once its grant is
+//! stored ([`was_replayed`]). The record keeps the code's expiry: one entry per code, gone when
+//! the code would have expired.
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -20,23 +23,9 @@ use crate::{
     random_token,
 };
 
-/// How long the replay marker outlives the code.
-const REPLAY_MARKER_TTL: Duration = Duration::from_secs(15 * 60);
-
-/// What the redemption marker records.
-#[derive(Serialize, Deserialize)]
-struct Redemption {
-    /// The grant the first redemption creates.
-    grant_id: Uuid,
-    /// Whether a replay has been seen.
-    replayed: bool,
-}
-
 /// What a code stands for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CodeGrant {
-    /// The id the grant gets when the code is redeemed (known now, so a replay can revoke it).
-    pub grant_id: Uuid,
     pub client_id: String,
     pub redirect_uri: String,
     pub scopes: BTreeSet<String>,
@@ -45,18 +34,43 @@ pub struct CodeGrant {
     pub context: AuthContext,
 }
 
+/// A code's entry: the grant until the first redemption, then the latest redeemer's mark.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Redeemed(Redemption),
+    Issued(CodeGrant),
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct Redemption {
+    /// A random mark of the redemption that left this record.
+    by: String,
+}
+
 /// The outcome of presenting a code.
 pub enum Redeemed {
-    /// First use: the grant it stands for.
-    Fresh(Box<CodeGrant>),
+    /// First use: the grant it stands for, the id the grant gets, and this redemption's mark
+    /// (for [`was_replayed`]).
+    Fresh { grant: Box<CodeGrant>, grant_id: Uuid, mark: String },
     /// Already redeemed: the grant created then must be revoked.
     Replayed { grant_id: Uuid },
     /// Never issued or expired.
     Unknown,
 }
 
-fn hash(code: &str) -> String {
-    Sha256::digest(code.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+fn code_key(code: &str) -> String {
+    let hash = Sha256::digest(code.as_bytes());
+    format!("code:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The id of the grant a code creates: a hash of the code under its own label (so it is
+/// neither the code nor its storage key), shaped as a random UUID.
+pub fn grant_id(code: &str) -> Uuid {
+    let hash = Sha256::new().chain_update(b"latchkey grant id\0").chain_update(code.as_bytes()).finalize();
+    let bytes: [u8; 16] = hash[..16].try_into().expect("SHA-256 is longer than 16 bytes");
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 /// Issues a code for `grant`, valid for `ttl`.
@@ -66,45 +80,33 @@ pub async fn issue(store: &Ephemeral, grant: &CodeGrant, ttl: Duration) -> Resul
     Ok(code)
 }
 
-fn code_key(code: &str) -> String {
-    format!("code:{}", hash(code))
-}
-
-fn marker_key(code: &str) -> String {
-    format!("code-used:{}", hash(code))
-}
-
-/// Redeems a code: the first redemption claims it by leaving the redemption marker.
+/// Redeems a code: swaps its entry for this redemption's mark.
 pub async fn redeem(store: &Ephemeral, code: &str) -> Result<Redeemed, EphemeralError> {
-    let marker = marker_key(code);
-    if let Some(grant) = store.get_json::<CodeGrant>(&code_key(code)).await? {
-        let first = Redemption { grant_id: grant.grant_id, replayed: false };
-        if store.put_new_json(&marker, &first, REPLAY_MARKER_TTL).await? {
-            return Ok(Redeemed::Fresh(Box::new(grant)));
-        }
-    }
-    Ok(match store.get_json::<Redemption>(&marker).await? {
-        Some(redemption) => Redeemed::Replayed { grant_id: redemption.grant_id },
+    let mark = random_token();
+    let record = Entry::Redeemed(Redemption { by: mark.clone() });
+    Ok(match store.replace_json(&code_key(code), &record).await? {
+        Some(Entry::Issued(grant)) => Redeemed::Fresh { grant: Box::new(grant), grant_id: grant_id(code), mark },
+        Some(Entry::Redeemed(_)) => Redeemed::Replayed { grant_id: grant_id(code) },
         None => Redeemed::Unknown,
     })
 }
 
-/// Records that a redeemed code was presented again, before its grant is revoked.
-pub async fn mark_replayed(store: &Ephemeral, code: &str, grant_id: Uuid) -> Result<(), EphemeralError> {
-    store.put_json(&marker_key(code), &Redemption { grant_id, replayed: true }, REPLAY_MARKER_TTL).await
+/// Whether the code was presented again since the redemption that left `mark`: the replay
+/// could not yet revoke the grant this redemption has just stored, so the redemption must.
+pub async fn was_replayed(store: &Ephemeral, code: &str, mark: &str) -> Result<bool, EphemeralError> {
+    Ok(match store.get_json::<Entry>(&code_key(code)).await? {
+        Some(Entry::Redeemed(Redemption { by })) => by != mark,
+        // Expired since (a replay is then refused as unknown) or put back by this redemption.
+        Some(Entry::Issued(_)) | None => false,
+    })
 }
 
-/// Whether the code was replayed since this redemption claimed it: the replay could not yet
-/// revoke the grant this redemption has just stored, so the redemption must do it.
-pub async fn was_replayed(store: &Ephemeral, code: &str) -> Result<bool, EphemeralError> {
-    Ok(store.get_json::<Redemption>(&marker_key(code)).await?.is_some_and(|r| r.replayed))
-}
-
-/// Releases a claimed code when its tokens could not be stored, so the client may retry
+/// Puts a redeemed code back when its tokens could not be stored, so the client may retry
 /// within the code's lifetime: a code is either redeemed with its tokens stored, or still
 /// redeemable.
-pub async fn restore(store: &Ephemeral, code: &str) -> Result<(), EphemeralError> {
-    store.delete(&marker_key(code)).await
+pub async fn restore(store: &Ephemeral, code: &str, grant: &CodeGrant) -> Result<(), EphemeralError> {
+    store.replace_json::<_, serde::de::IgnoredAny>(&code_key(code), &Entry::Issued(grant.clone())).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -118,7 +120,6 @@ mod tests {
 
     fn grant() -> CodeGrant {
         CodeGrant {
-            grant_id: Uuid::new_v4(),
             client_id: "app".into(),
             redirect_uri: "https://app.example/cb".into(),
             scopes: BTreeSet::from(["openid".to_owned()]),
@@ -128,38 +129,56 @@ mod tests {
         }
     }
 
+    fn store() -> Ephemeral {
+        Ephemeral::new(Arc::new(MemoryStore::new()))
+    }
+
     #[tokio::test]
     async fn a_code_is_redeemed_once_then_recognised_as_replayed() {
-        let store = Ephemeral::new(Arc::new(MemoryStore::new()));
-        let grant = grant();
-        let code = issue(&store, &grant, Duration::from_secs(60)).await.unwrap();
-        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Fresh(g) if g.grant_id == grant.grant_id));
-        assert!(
-            matches!(redeem(&store, &code).await.unwrap(), Redeemed::Replayed { grant_id } if grant_id == grant.grant_id)
-        );
+        let store = store();
+        let code = issue(&store, &grant(), Duration::from_secs(60)).await.unwrap();
+        let Redeemed::Fresh { grant_id: first, .. } = redeem(&store, &code).await.unwrap() else { panic!("fresh") };
+        assert_eq!(first, grant_id(&code));
+        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Replayed { grant_id } if grant_id == first));
         assert!(matches!(redeem(&store, "made-up").await.unwrap(), Redeemed::Unknown));
+        assert_eq!(store.entry_count(), Some(1), "one entry per code, redeemed or not");
+    }
+
+    #[tokio::test]
+    async fn grant_ids_differ_per_code_and_reveal_neither_code_nor_key() {
+        let (a, b) = (random_token(), random_token());
+        assert_ne!(grant_id(&a), grant_id(&b));
+        assert_eq!(grant_id(&a).get_version_num(), 4);
+        let id = grant_id(&a).simple().to_string();
+        assert!(!code_key(&a).contains(&id) && !a.contains(&id));
     }
 
     #[tokio::test]
     async fn a_restored_code_is_redeemable_again() {
-        let store = Ephemeral::new(Arc::new(MemoryStore::new()));
-        let grant = grant();
-        let code = issue(&store, &grant, Duration::from_secs(60)).await.unwrap();
-        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Fresh(_)));
-        restore(&store, &code).await.unwrap();
-        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Fresh(_)));
+        let store = store();
+        let code = issue(&store, &grant(), Duration::from_secs(60)).await.unwrap();
+        let Redeemed::Fresh { grant, .. } = redeem(&store, &code).await.unwrap() else { panic!("fresh") };
+        restore(&store, &code, &grant).await.unwrap();
+        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Fresh { .. }));
     }
 
     #[tokio::test]
-    async fn a_replay_is_flagged_for_the_first_redemption() {
-        let store = Ephemeral::new(Arc::new(MemoryStore::new()));
-        let grant = grant();
-        let code = issue(&store, &grant, Duration::from_secs(60)).await.unwrap();
-        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Fresh(_)));
-        assert!(!was_replayed(&store, &code).await.unwrap());
-        let Redeemed::Replayed { grant_id } = redeem(&store, &code).await.unwrap() else { panic!("a replay") };
-        mark_replayed(&store, &code, grant_id).await.unwrap();
-        assert!(was_replayed(&store, &code).await.unwrap());
+    async fn a_replay_is_seen_by_the_first_redemption() {
+        let store = store();
+        let code = issue(&store, &grant(), Duration::from_secs(60)).await.unwrap();
+        let Redeemed::Fresh { mark, .. } = redeem(&store, &code).await.unwrap() else { panic!("fresh") };
+        assert!(!was_replayed(&store, &code, &mark).await.unwrap());
+        assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Replayed { .. }));
+        assert!(was_replayed(&store, &code, &mark).await.unwrap());
         assert!(matches!(redeem(&store, &code).await.unwrap(), Redeemed::Replayed { .. }), "still a replay");
+    }
+
+    #[tokio::test]
+    async fn codes_stored_by_the_previous_version_are_still_redeemable() {
+        let store = store();
+        let mut stored = serde_json::to_value(grant()).unwrap();
+        stored["grant_id"] = serde_json::json!(Uuid::new_v4());
+        store.put_json(&code_key("old"), &stored, Duration::from_secs(60)).await.unwrap();
+        assert!(matches!(redeem(&store, "old").await.unwrap(), Redeemed::Fresh { .. }));
     }
 }

@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 use url::Url;
-use uuid::Uuid;
 
 use super::{
     authorize::{AuthorizationRequest, ClientError, Prompt, ResponseMode},
@@ -116,7 +115,6 @@ pub async fn decide(
         }
     }
     let grant = CodeGrant {
-        grant_id: Uuid::new_v4(),
         client_id: client.client_id.clone(),
         redirect_uri: request.redirect_uri.clone(),
         scopes: request.scopes.clone(),
@@ -142,6 +140,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use chrono::TimeZone;
+    use uuid::Uuid;
 
     use super::*;
 

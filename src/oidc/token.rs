@@ -180,11 +180,9 @@ async fn exchange_code(
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = form.require("code")?;
-    let grant = match code::redeem(&state.ephemeral, code).await? {
-        Redeemed::Fresh(grant) => grant,
+    let (grant, grant_id, mark) = match code::redeem(&state.ephemeral, code).await? {
+        Redeemed::Fresh { grant, grant_id, mark } => (grant, grant_id, mark),
         Redeemed::Replayed { grant_id } => {
-            // Flag first: a first redemption still storing the grant then revokes it itself.
-            code::mark_replayed(&state.ephemeral, code, grant_id).await?;
             revoke_replayed(state, client, grant_id, "authorization_code", now).await?;
             return Err(invalid_grant("The authorization code was already used."));
         }
@@ -202,19 +200,19 @@ async fn exchange_code(
         (None, Some(_)) => return Err(invalid_grant("code_verifier was sent but no code_challenge was.")),
         (None, None) => {}
     }
-    let (user, refresh) = match store_grant(state, client, &grant, now).await {
+    let (user, refresh) = match store_grant(state, client, &grant, grant_id, now).await {
         Ok(stored) => stored,
         Err(err) => {
             // Nothing was stored (the database failed, or the account is gone): the code
             // stays redeemable, as if this request had never come.
-            code::restore(&state.ephemeral, code).await?;
+            code::restore(&state.ephemeral, code, &grant).await?;
             return Err(err);
         }
     };
-    if code::was_replayed(&state.ephemeral, code).await? {
-        grants::revoke(&state.db, grant.grant_id, now).await?;
+    if code::was_replayed(&state.ephemeral, code, &mark).await? {
+        grants::revoke(&state.db, grant_id, now).await?;
     }
-    let subject = Subject { user: &user, context: &grant.context, grant_id: grant.grant_id };
+    let subject = Subject { user: &user, context: &grant.context, grant_id };
     respond(state, client, &grant.scopes, &subject, grant.nonce.as_deref(), refresh.map(|(t, _)| t), now)
 }
 
@@ -224,12 +222,13 @@ async fn store_grant(
     state: &AppState,
     client: &Client,
     grant: &CodeGrant,
+    grant_id: uuid::Uuid,
     now: DateTime<Utc>,
 ) -> Result<(user::Model, Option<(String, String)>), OAuthError> {
     let user = live_user(state, grant.context.user_id).await?;
     let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
     let expires_at = grant_expiry(state, client, &grant.scopes, &grant.context, now);
-    let row = grant_row(grant, expires_at, now);
+    let row = grant_row(grant, grant_id, expires_at, now);
     let stored_refresh = refresh.as_ref().map(|(_, hash)| NewRefreshToken { hash: hash.clone(), expires_at });
     grants::insert_with_refresh(&state.db, row, stored_refresh).await?;
     Ok((user, refresh))
@@ -251,9 +250,9 @@ fn grant_expiry(
     }
 }
 
-fn grant_row(grant: &CodeGrant, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> grant::Model {
+fn grant_row(grant: &CodeGrant, id: uuid::Uuid, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> grant::Model {
     grant::Model {
-        id: grant.grant_id,
+        id,
         client_id: grant.client_id.clone(),
         user_id: grant.context.user_id,
         sid: grant.context.sid.clone(),

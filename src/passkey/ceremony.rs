@@ -1,12 +1,23 @@
 //! Ceremony state between the options a browser receives and the response it posts back.
 //!
-//! The state lives server-side in the ephemeral store under an opaque random id that the
+//! Most ceremonies live server-side in the ephemeral store under an opaque random id that the
 //! browser holds in an HttpOnly cookie. Finishing a ceremony *takes* the state atomically, so a
 //! replayed or raced second response finds nothing, even when the first one failed.
+//!
+//! The discoverable ceremony is different: every username page starts one for passkey
+//! autofill, and most are never used. Its state holds nothing secret (the challenge is in the
+//! page anyway), so the browser carries it — signed with the instance's ceremony key and
+//! stamped with its expiry — and the store only learns of it when it is used: finishing claims
+//! it with an atomic put-if-absent marker that lives until the ceremony would have expired.
+//! Same single-use guarantee, and a page view costs no store write and leaves nothing behind.
 
 use std::time::Duration;
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use uuid::Uuid;
 use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration};
 
@@ -42,7 +53,123 @@ pub async fn save(store: &Ephemeral, ceremony: &Ceremony, ttl: Duration) -> Resu
     Ok(id)
 }
 
-/// Takes the ceremony with this id: the first caller gets it, later callers get `None`.
+/// Takes the stored ceremony with this id: the first caller gets it, later callers get `None`.
 pub async fn take(store: &Ephemeral, id: &str) -> Result<Option<Ceremony>, EphemeralError> {
     store.take_json(&key(id)).await
+}
+
+/// Takes a sign-in ceremony, stored or carried by the browser: the first caller gets it, later
+/// callers get `None`, as do forged, altered and expired carried ones.
+pub async fn take_sign_in(
+    store: &Ephemeral,
+    signing_key: &[u8],
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Ceremony>, EphemeralError> {
+    let Some(carried) = id.strip_prefix(CARRIED_PREFIX) else {
+        return take(store, id).await;
+    };
+    let Some((state, signature, expires_at)) = open(signing_key, carried, now) else {
+        return Ok(None);
+    };
+    let left = (expires_at - now).to_std().unwrap_or_default();
+    let used = format!("ceremony-used:{}", URL_SAFE_NO_PAD.encode(&signature[..16]));
+    Ok(store.put_new_json(&used, &(), left).await?.then_some(Ceremony::Discoverable { state }))
+}
+
+/// Marks ids that carry their (discoverable) state instead of naming a stored one. Random ids
+/// are base64url and never contain a dot.
+const CARRIED_PREFIX: &str = "d.";
+
+/// What a carried ceremony holds.
+#[derive(Serialize, Deserialize)]
+struct Carried {
+    state: DiscoverableAuthentication,
+    /// Unix seconds after which the ceremony is refused.
+    expires: i64,
+}
+
+/// A discoverable ceremony as an id the browser carries: `d.<payload>.<signature>`, where the
+/// signature is HMAC-SHA-256 over the payload with the instance's ceremony key.
+pub fn carry_discoverable(signing_key: &[u8], state: DiscoverableAuthentication, expires_at: DateTime<Utc>) -> String {
+    let carried = Carried { state, expires: expires_at.timestamp() };
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&carried).expect("ceremony state serialises"));
+    let signature = URL_SAFE_NO_PAD.encode(mac(signing_key, &payload).finalize().into_bytes());
+    format!("{CARRIED_PREFIX}{payload}.{signature}")
+}
+
+/// The state, signature and expiry of a carried ceremony whose signature checks (in constant
+/// time) and which has not expired.
+fn open(
+    signing_key: &[u8],
+    carried: &str,
+    now: DateTime<Utc>,
+) -> Option<(DiscoverableAuthentication, Vec<u8>, DateTime<Utc>)> {
+    let (payload, signature) = carried.split_once('.')?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    mac(signing_key, payload).verify_slice(&signature).ok()?;
+    let carried: Carried = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    let expires_at = DateTime::from_timestamp(carried.expires, 0).filter(|at| *at > now)?;
+    Some((carried.state, signature, expires_at))
+}
+
+fn mac(signing_key: &[u8], payload: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(signing_key).expect("HMAC takes any key length");
+    mac.update(payload.as_bytes());
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use url::Url;
+
+    use super::*;
+    use crate::{ephemeral::memory::MemoryStore, passkey::PasskeyService};
+
+    const KEY: &[u8] = &[9; 32];
+
+    fn discoverable() -> DiscoverableAuthentication {
+        let issuer = Url::parse("http://localhost:8080").unwrap();
+        PasskeyService::new(&issuer, "localhost", vec![7; 32]).unwrap().start_discoverable().1
+    }
+
+    fn store() -> Ephemeral {
+        Ephemeral::new(Arc::new(MemoryStore::new()))
+    }
+
+    #[tokio::test]
+    async fn a_carried_ceremony_is_taken_once_and_stores_nothing_until_then() {
+        let (store, now) = (store(), Utc::now());
+        let id = carry_discoverable(KEY, discoverable(), now + Duration::from_secs(600));
+        assert_eq!(store.entry_count(), Some(0));
+        assert!(matches!(take_sign_in(&store, KEY, &id, now).await.unwrap(), Some(Ceremony::Discoverable { .. })));
+        assert!(take_sign_in(&store, KEY, &id, now).await.unwrap().is_none(), "single use");
+        assert!(take(&store, &id).await.unwrap().is_none(), "not a stored ceremony");
+    }
+
+    #[tokio::test]
+    async fn forged_altered_and_expired_carried_ceremonies_are_refused() {
+        let (store, now) = (store(), Utc::now());
+        let id = carry_discoverable(KEY, discoverable(), now + Duration::from_secs(600));
+        let other_key = carry_discoverable(&[1; 32], discoverable(), now + Duration::from_secs(600));
+        let (payload, signature) = id.rsplit_once('.').unwrap();
+        let altered = format!("{}A.{signature}", &payload[..payload.len() - 1]);
+        for forged in [other_key.as_str(), altered.as_str(), "d.", "d.x.y", "d.%%.%%"] {
+            assert!(take_sign_in(&store, KEY, forged, now).await.unwrap().is_none(), "{forged}");
+        }
+        let later = now + Duration::from_secs(601);
+        assert!(take_sign_in(&store, KEY, &id, later).await.unwrap().is_none(), "expired");
+        assert!(take_sign_in(&store, KEY, &id, now).await.unwrap().is_some(), "refusals did not use it up");
+    }
+
+    #[tokio::test]
+    async fn stored_ceremonies_are_taken_through_either_door() {
+        let store = store();
+        let ceremony = Ceremony::Discoverable { state: discoverable() };
+        let id = save(&store, &ceremony, Duration::from_secs(60)).await.unwrap();
+        assert!(take_sign_in(&store, KEY, &id, Utc::now()).await.unwrap().is_some());
+        assert!(take(&store, &id).await.unwrap().is_none());
+    }
 }

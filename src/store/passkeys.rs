@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use entity::{passkey, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    prelude::Uuid,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, prelude::Uuid,
 };
 
 /// A verified credential ready to be stored.
@@ -75,20 +74,19 @@ pub async fn find_with_owner(
 /// the time of use.
 pub async fn record_use(
     db: &impl ConnectionTrait,
-    current: passkey::Model,
+    id: Uuid,
     updated_json: Option<String>,
     backup_state: bool,
-    backup_eligible: bool,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let mut row: passkey::ActiveModel = current.into();
+    // One UPDATE without reading the row back (an ActiveModel update would return it).
+    let mut update = passkey::Entity::update_many()
+        .col_expr(passkey::Column::BackupState, backup_state.into())
+        .col_expr(passkey::Column::LastUsedAt, Some(now).into());
     if let Some(json) = updated_json {
-        row.passkey_json = Set(json);
+        update = update.col_expr(passkey::Column::PasskeyJson, json.into());
     }
-    row.backup_state = Set(backup_state);
-    row.backup_eligible = Set(backup_eligible);
-    row.last_used_at = Set(Some(now));
-    row.update(db).await.map(drop)
+    update.filter(passkey::Column::Id.eq(id)).exec(db).await.map(drop)
 }
 
 /// Renames one of a user's passkeys; `false` when the user has no such passkey.

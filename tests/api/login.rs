@@ -18,6 +18,7 @@ on_both_backends!(
     forged_remember_cookie_is_ignored,
     replayed_and_raced_assertions_are_refused,
     expired_challenge_is_refused,
+    carried_ceremonies_are_checked,
     another_users_credential_is_refused,
     counter_regression_is_refused_but_zero_counters_work,
     unknown_user_is_indistinguishable,
@@ -95,41 +96,76 @@ async fn replayed_and_raced_assertions_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut auth = SoftAuthenticator { counting: false, ..Default::default() };
     let (browser, name) = signed_up(&app, &mut auth).await;
-    let url = app.base.parse().unwrap();
+    // The allow-list ceremony of the username step (stored) and the discoverable one of the
+    // login page (carried by the browser): each is accepted exactly once.
+    let username_step = browser.username_step(&name).await;
+    browser.get("/login/switch-user").await;
+    let login_page = browser.get("/login").await;
+    for (step, carried) in [(username_step, false), (login_page, true)] {
+        let cookie = ceremony_cookie(&step);
+        assert_eq!(cookie.starts_with("latchkey_ceremony=d."), carried, "{cookie}");
+        let assertion = auth.assert(&step.json_block("passkey-options"), &app.base).unwrap();
+        let attempts = (0..8).map(|_| {
+            let other = browser_with(&app, &cookie);
+            let assertion = assertion.clone();
+            tokio::spawn(async move { other.post_json("/login/passkey", &assertion).await.0 })
+        });
+        let mut statuses = Vec::new();
+        for attempt in attempts {
+            statuses.push(attempt.await.unwrap());
+        }
+        assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+        assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST), "{statuses:?}");
 
-    let step = browser.username_step(&name).await;
-    let ceremony = step.cookie_names();
-    assert!(ceremony.contains(&"latchkey_ceremony".to_owned()));
-    let cookie = step
-        .headers
+        let (status, body) = browser_with(&app, &cookie).post_json("/login/passkey", &assertion).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["code"], "expired");
+    }
+}
+
+/// The `name=value` of the ceremony cookie a page set.
+fn ceremony_cookie(step: &crate::helpers::Page) -> String {
+    step.headers
         .get_all(header::SET_COOKIE)
         .iter()
         .find_map(|v| v.to_str().ok().filter(|v| v.starts_with("latchkey_ceremony=")))
-        .unwrap()
+        .expect("a ceremony cookie")
         .split(';')
         .next()
         .unwrap()
-        .to_owned();
-    let assertion = auth.assert(&step.json_block("passkey-options"), &app.base).unwrap();
+        .to_owned()
+}
 
-    let attempts = (0..8).map(|_| {
-        let other = app.browser();
-        other.jar.add_cookie_str(&cookie, &url);
-        let assertion = assertion.clone();
-        tokio::spawn(async move { other.post_json("/login/passkey", &assertion).await.0 })
-    });
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.unwrap());
+/// A new browser holding only `cookie`.
+fn browser_with(app: &TestApp, cookie: &str) -> Browser {
+    let browser = app.browser();
+    browser.jar.add_cookie_str(cookie, &app.base.parse().unwrap());
+    browser
+}
+
+/// The discoverable ceremony the browser carries is signed and stamped: an edited one, one
+/// signed by another instance, or an expired one is refused like a missing one.
+async fn carried_ceremonies_are_checked(backend: Backend) {
+    let other = TestApp::spawn(backend.clone()).await;
+    let app = TestApp::spawn_with(backend, &[("LATCHKEY_CHALLENGE_TTL", "2s")]).await;
+    let mut auth = SoftAuthenticator::default();
+    signed_up(&app, &mut auth).await;
+    let page = app.browser().get("/login").await;
+    let cookie = ceremony_cookie(&page);
+    let options = page.json_block("passkey-options");
+    let (payload, signature) = cookie.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+    let edited = format!("{payload}.{flipped}{}", &signature[1..]);
+    let foreign = ceremony_cookie(&other.browser().get("/login").await);
+    for forged in [edited, foreign, "latchkey_ceremony=d.e30.AAAA".to_owned()] {
+        let assertion = auth.assert(&options, &app.base).unwrap();
+        let (status, body) = browser_with(&app, &forged).post_json("/login/passkey", &assertion).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("expired")), "{forged}");
     }
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST), "{statuses:?}");
-
-    let replay = app.browser();
-    replay.jar.add_cookie_str(&cookie, &url);
-    let (status, body) = replay.post_json("/login/passkey", &assertion).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["code"], "expired");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let assertion = auth.assert(&options, &app.base).unwrap();
+    let (status, body) = browser_with(&app, &cookie).post_json("/login/passkey", &assertion).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("expired")), "expired");
 }
 
 async fn expired_challenge_is_refused(backend: Backend) {
