@@ -167,7 +167,7 @@ async fn continue_request(
                 "consent.html",
                 context! {
                     csrf_token => csrf.token(),
-                    client_name => client.name.clone(),
+                    client_name => client.settings.name.clone(),
                     user_name => me.map(|m| m.user.display_name),
                     scopes => scopes,
                 },
@@ -377,7 +377,7 @@ async fn end_session(
             "end_session.html",
             context! {
                 csrf_token => csrf.token(),
-                client_name => client.as_ref().map(|c| c.name.clone()),
+                client_name => client.as_ref().map(|c| c.settings.name.clone()),
                 client_id => client.as_ref().map(|c| c.client_id.clone()),
                 post_logout_redirect_uri => params.post_logout_redirect_uri,
                 state => params.state,

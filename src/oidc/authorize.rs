@@ -175,7 +175,7 @@ pub fn validate(params: &Params, client: Option<&Client>) -> Result<Authorizatio
         .map(str::to_owned)
         .collect();
     let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
-        (None, None) if client.public => {
+        (None, None) if client.settings.public => {
             return to_client("invalid_request", "Public clients must use PKCE (code_challenge with S256).");
         }
         (None, None) => None,

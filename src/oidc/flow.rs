@@ -104,7 +104,7 @@ pub async fn decide(
         return Ok(Next::Answer(error_response(&error, state.issuer())));
     }
     let session = session.expect("a satisfying session exists");
-    if !client.first_party && !consent_given {
+    if !client.settings.first_party && !consent_given {
         let remembered = consents::covers(&state.db, session.user_id, &client.client_id, &request.scopes).await?;
         if !remembered || request.prompt == Prompt::Consent {
             if request.prompt == Prompt::None {

@@ -41,7 +41,7 @@ pub async fn notify_clients(state: &AppState, revoked: Vec<grant::Model>, now: D
             continue;
         }
         let Some(client) = state.clients.find(&state.db, &grant.client_id).await? else { continue };
-        let Some(uri) = client.backchannel_logout_uri.clone() else { continue };
+        let Some(uri) = client.settings.backchannel_logout_uri.clone() else { continue };
         let token = logout_token(state, &client, &grant, now)?;
         tokio::spawn(deliver(state.http.clone(), uri, token, client.client_id.clone()));
     }
@@ -77,7 +77,7 @@ fn logout_token(
         sid: &grant.sid,
         events: json!({"http://schemas.openid.net/event/backchannel-logout": {}}),
     };
-    Ok(state.signing_keys.sign(client.id_token_alg, Some("logout+jwt"), &claims, now)?)
+    Ok(state.signing_keys.sign(client.settings.id_token_alg, Some("logout+jwt"), &claims, now)?)
 }
 
 async fn deliver(http: reqwest::Client, uri: Url, token: String, client_id: String) {

@@ -97,7 +97,7 @@ pub async fn authenticate_client(
     let Some(client) = state.clients.find(&state.db, &client_id).await? else {
         return Err(OAuthError::invalid_client(used_basic));
     };
-    let authenticated = match (&secret, client.public) {
+    let authenticated = match (&secret, client.settings.public) {
         (None, true) => true,
         (Some(secret), false) => state.client_secrets.verify(&client, secret),
         _ => false,
@@ -244,7 +244,7 @@ fn grant_expiry(
     now: DateTime<Utc>,
 ) -> DateTime<Utc> {
     if scopes.contains("offline_access") {
-        now + client.refresh_token_ttl.unwrap_or(state.config.offline_refresh_ttl)
+        now + client.settings.refresh_token_ttl.unwrap_or(state.config.offline_refresh_ttl)
     } else {
         context.auth_time + state.config.session_max_age
     }
@@ -342,7 +342,7 @@ fn client_credentials(
         return Err(OAuthError::bad_request("invalid_scope", "The client may not request these scopes."));
     }
     let issue = issue(state, client, &requested, now);
-    let access_token = issue.client_access_token(client.id_token_alg).map_err(internal)?;
+    let access_token = issue.client_access_token(client.settings.id_token_alg).map_err(internal)?;
     Ok(base_response(access_token, issue.lifetime, &requested, None))
 }
 
@@ -352,7 +352,7 @@ fn issue<'a>(state: &'a AppState, client: &'a Client, scopes: &'a BTreeSet<Strin
         issuer: state.issuer(),
         client_id: &client.client_id,
         scopes,
-        lifetime: client.access_token_ttl.unwrap_or(state.config.access_token_ttl),
+        lifetime: client.settings.access_token_ttl.unwrap_or(state.config.access_token_ttl),
         now,
     }
 }
@@ -367,8 +367,8 @@ fn respond(
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
     let issue = issue(state, client, scopes, now);
-    let access_token = issue.user_access_token(subject, client.id_token_alg).map_err(internal)?;
-    let id_token = issue.id_token(subject, client.id_token_alg, nonce, &access_token).map_err(internal)?;
+    let access_token = issue.user_access_token(subject, client.settings.id_token_alg).map_err(internal)?;
+    let id_token = issue.id_token(subject, client.settings.id_token_alg, nonce, &access_token).map_err(internal)?;
     let mut response = base_response(access_token, issue.lifetime, scopes, Some(id_token));
     response.set_refresh_token(refresh_token.map(RefreshToken::new));
     Ok(response)

@@ -99,10 +99,10 @@ impl FromStr for GrantType {
     }
 }
 
-/// A registered relying party, as the protocol code consults it.
+/// What a client registration says, apart from its id and secret: the part a registration
+/// ([`ValidClient`]) and a stored client ([`Client`]) share.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Client {
-    pub client_id: String,
+pub struct ClientSettings {
     pub name: String,
     /// Public clients (SPAs, native apps) cannot keep a secret and never authenticate.
     pub public: bool,
@@ -118,8 +118,26 @@ pub struct Client {
     pub access_token_ttl: Option<Duration>,
     /// Overrides the refresh-token lifetime for this client.
     pub refresh_token_ttl: Option<Duration>,
+}
+
+/// A registered relying party, as the protocol code consults it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Client {
+    pub client_id: String,
+    pub settings: ClientSettings,
     /// Private so the hash is never rendered by accident; see [`ClientSecrets::verify`].
     secret_hash: Option<String>,
+}
+
+// By hand so the secret's hash never reaches a log line through `{:?}`.
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("settings", &self.settings)
+            .field("secret_hash", &self.secret_hash.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl Client {
@@ -142,7 +160,7 @@ impl Client {
         let ttl = |seconds: Option<i64>| {
             seconds.map(|s| u64::try_from(s).map(Duration::from_secs)).transpose().with_context(context)
         };
-        Ok(Client {
+        let settings = ClientSettings {
             access_token_ttl: ttl(row.access_token_ttl_seconds)?,
             refresh_token_ttl: ttl(row.refresh_token_ttl_seconds)?,
             allowed_scopes: row.allowed_scopes.split_whitespace().map(str::to_owned).collect(),
@@ -151,34 +169,33 @@ impl Client {
             grant_types,
             id_token_alg,
             backchannel_logout_uri,
-            client_id: row.client_id,
             name: row.name,
             public: row.public,
             first_party: row.first_party,
-            secret_hash: row.secret_hash,
-        })
+        };
+        Ok(Client { client_id: row.client_id, settings, secret_hash: row.secret_hash })
     }
 
     /// Whether `uri` is registered, by exact string comparison (RFC 9700 §4.1.3; OIDC Core
     /// §3.1.2.1 "MUST exactly match").
     pub fn allows_redirect_uri(&self, uri: &str) -> bool {
-        self.redirect_uris.iter().any(|registered| registered == uri)
+        self.settings.redirect_uris.iter().any(|registered| registered == uri)
     }
 
     /// Whether `uri` is a registered post-logout redirect URI (OIDC RP-Initiated Logout §2),
     /// by exact string comparison.
     pub fn allows_post_logout_redirect_uri(&self, uri: &str) -> bool {
-        self.post_logout_redirect_uris.iter().any(|registered| registered == uri)
+        self.settings.post_logout_redirect_uris.iter().any(|registered| registered == uri)
     }
 
     /// Whether the client may use `grant`.
     pub fn allows_grant(&self, grant: GrantType) -> bool {
-        self.grant_types.contains(&grant)
+        self.settings.grant_types.contains(&grant)
     }
 
     /// Whether the client may request `scope`.
     pub fn allows_scope(&self, scope: &str) -> bool {
-        self.allowed_scopes.contains(scope)
+        self.settings.allowed_scopes.contains(scope)
     }
 
     /// Whether the client has a secret (confidential clients always do once stored).
@@ -189,20 +206,21 @@ impl Client {
     /// This client as a spec that validates to the same client (without the secret): the
     /// starting point for a partial update (`PATCH`).
     pub fn to_spec(&self) -> ClientSpec {
-        let uris = self.redirect_uris.iter().chain(&self.post_logout_redirect_uris);
+        let settings = &self.settings;
+        let uris = settings.redirect_uris.iter().chain(&settings.post_logout_redirect_uris);
         ClientSpec {
             client_id: Some(self.client_id.clone()),
-            name: self.name.clone(),
-            redirect_uris: self.redirect_uris.clone(),
-            post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
-            public: self.public,
-            first_party: self.first_party,
-            allowed_scopes: Some(self.allowed_scopes.iter().cloned().collect()),
-            grant_types: Some(self.grant_types.iter().map(|g| g.as_str().to_owned()).collect()),
-            id_token_signed_response_alg: Some(self.id_token_alg.as_str().to_owned()),
-            backchannel_logout_uri: self.backchannel_logout_uri.as_ref().map(Url::to_string),
-            access_token_ttl_seconds: self.access_token_ttl.map(duration_seconds),
-            refresh_token_ttl_seconds: self.refresh_token_ttl.map(duration_seconds),
+            name: settings.name.clone(),
+            redirect_uris: settings.redirect_uris.clone(),
+            post_logout_redirect_uris: settings.post_logout_redirect_uris.clone(),
+            public: settings.public,
+            first_party: settings.first_party,
+            allowed_scopes: Some(settings.allowed_scopes.iter().cloned().collect()),
+            grant_types: Some(settings.grant_types.iter().map(|g| g.as_str().to_owned()).collect()),
+            id_token_signed_response_alg: Some(settings.id_token_alg.as_str().to_owned()),
+            backchannel_logout_uri: settings.backchannel_logout_uri.as_ref().map(Url::to_string),
+            access_token_ttl_seconds: settings.access_token_ttl.map(duration_seconds),
+            refresh_token_ttl_seconds: settings.refresh_token_ttl.map(duration_seconds),
             allow_http_redirect_uris: uris.into_iter().any(|uri| check_uri(uri, false).is_err()),
             client_secret: None,
         }
@@ -261,69 +279,45 @@ impl fmt::Debug for ClientSpec {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ValidClient {
     pub client_id: Option<String>,
-    pub name: String,
-    pub public: bool,
-    pub first_party: bool,
-    pub redirect_uris: Vec<String>,
-    pub post_logout_redirect_uris: Vec<String>,
-    pub allowed_scopes: BTreeSet<String>,
-    pub grant_types: BTreeSet<GrantType>,
-    pub id_token_alg: SigningAlg,
-    pub backchannel_logout_uri: Option<Url>,
-    pub access_token_ttl: Option<Duration>,
-    pub refresh_token_ttl: Option<Duration>,
+    pub settings: ClientSettings,
     pub client_secret: Option<String>,
 }
 
+// By hand so a secret never reaches a log line through `{:?}`.
 impl fmt::Debug for ValidClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValidClient")
             .field("client_id", &self.client_id)
-            .field("name", &self.name)
-            .field("public", &self.public)
-            .field("grant_types", &self.grant_types)
+            .field("settings", &self.settings)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
 impl ValidClient {
     fn into_client(self, client_id: String, secret_hash: Option<String>) -> Client {
-        Client {
-            client_id,
-            name: self.name,
-            public: self.public,
-            first_party: self.first_party,
-            redirect_uris: self.redirect_uris,
-            post_logout_redirect_uris: self.post_logout_redirect_uris,
-            allowed_scopes: self.allowed_scopes,
-            grant_types: self.grant_types,
-            id_token_alg: self.id_token_alg,
-            backchannel_logout_uri: self.backchannel_logout_uri,
-            access_token_ttl: self.access_token_ttl,
-            refresh_token_ttl: self.refresh_token_ttl,
-            secret_hash,
-        }
+        Client { client_id, settings: self.settings, secret_hash }
     }
 }
 
 /// The row a client is stored as.
 fn to_row(client: &Client, created_at: DateTime<Utc>, updated_at: DateTime<Utc>) -> client::Model {
     let join = |items: Vec<&str>| items.join(" ");
+    let settings = &client.settings;
     client::Model {
         client_id: client.client_id.clone(),
-        name: client.name.clone(),
+        name: settings.name.clone(),
         secret_hash: client.secret_hash.clone(),
-        public: client.public,
-        first_party: client.first_party,
-        redirect_uris: serde_json::Value::from(client.redirect_uris.clone()).to_string(),
-        post_logout_redirect_uris: serde_json::Value::from(client.post_logout_redirect_uris.clone()).to_string(),
-        allowed_scopes: join(client.allowed_scopes.iter().map(String::as_str).collect()),
-        grant_types: join(client.grant_types.iter().map(|g| g.as_str()).collect()),
-        id_token_signed_response_alg: client.id_token_alg.as_str().to_owned(),
-        backchannel_logout_uri: client.backchannel_logout_uri.as_ref().map(Url::to_string),
-        access_token_ttl_seconds: client.access_token_ttl.map(duration_seconds),
-        refresh_token_ttl_seconds: client.refresh_token_ttl.map(duration_seconds),
+        public: settings.public,
+        first_party: settings.first_party,
+        redirect_uris: serde_json::Value::from(settings.redirect_uris.clone()).to_string(),
+        post_logout_redirect_uris: serde_json::Value::from(settings.post_logout_redirect_uris.clone()).to_string(),
+        allowed_scopes: join(settings.allowed_scopes.iter().map(String::as_str).collect()),
+        grant_types: join(settings.grant_types.iter().map(|g| g.as_str()).collect()),
+        id_token_signed_response_alg: settings.id_token_alg.as_str().to_owned(),
+        backchannel_logout_uri: settings.backchannel_logout_uri.as_ref().map(Url::to_string),
+        access_token_ttl_seconds: settings.access_token_ttl.map(duration_seconds),
+        refresh_token_ttl_seconds: settings.refresh_token_ttl.map(duration_seconds),
         created_at,
         updated_at,
     }
@@ -372,7 +366,7 @@ pub async fn create(
     }
     let valid = valid.map_err(ClientError::Invalid)?;
     let client_id = valid.client_id.clone().unwrap_or_else(generate_client_id);
-    let secret = (!valid.public).then(ClientSecrets::generate);
+    let secret = (!valid.settings.public).then(ClientSecrets::generate);
     let client = valid.into_client(client_id, secret.as_deref().map(|s| secrets.hash(s)));
     rows::insert(db, to_row(&client, now, now)).await?;
     Ok((client, secret))
@@ -405,7 +399,7 @@ pub async fn upsert(
     let existing = rows::find(db, client_id).await?;
     let kept_hash = existing.as_ref().and_then(|row| row.secret_hash.clone());
     let (secret_hash, generated) = match (&valid.client_secret, kept_hash) {
-        _ if valid.public => (None, None),
+        _ if valid.settings.public => (None, None),
         (Some(given), _) => (Some(secrets.hash(given)), None),
         (None, Some(kept)) => (Some(kept), None),
         (None, None) => {

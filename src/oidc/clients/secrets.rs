@@ -50,7 +50,7 @@ impl ClientSecrets {
     /// and clients without a stored secret never verify.
     pub fn verify(&self, client: &Client, presented: &str) -> bool {
         match &client.secret_hash {
-            Some(stored) if !client.public && !presented.is_empty() => {
+            Some(stored) if !client.settings.public && !presented.is_empty() => {
                 bool::from(self.hash(presented).as_bytes().ct_eq(stored.as_bytes()))
             }
             _ => false,

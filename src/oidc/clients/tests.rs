@@ -41,7 +41,7 @@ fn grant_types_round_trip_through_their_oauth_names() {
 
 #[test]
 fn defaults_fill_in_scopes_grants_and_algorithm() {
-    let valid = validate(&spec()).unwrap();
+    let valid = validate(&spec()).unwrap().settings;
     assert_eq!(valid.allowed_scopes, KNOWN_SCOPES.iter().map(|s| (*s).to_owned()).collect());
     assert_eq!(valid.grant_types, [GrantType::AuthorizationCode, GrantType::RefreshToken].into());
     assert_eq!(valid.id_token_alg, SigningAlg::RS256);
@@ -217,7 +217,7 @@ fn validation_accepts_the_allowed_edge_cases() {
 fn duplicate_uris_are_stored_once() {
     let mut spec = spec();
     spec.redirect_uris.push(spec.redirect_uris[0].clone());
-    assert_eq!(validate(&spec).unwrap().redirect_uris, ["https://rp.example/cb"]);
+    assert_eq!(validate(&spec).unwrap().settings.redirect_uris, ["https://rp.example/cb"]);
 }
 
 #[test]
@@ -278,9 +278,9 @@ fn secrets_verify_only_the_right_secret_of_a_confidential_client() {
     assert!(!secrets.verify(&client, ""));
     assert!(!ClientSecrets::from_key(b"other key").verify(&client, &secret));
 
-    client.public = true;
+    client.settings.public = true;
     assert!(!secrets.verify(&client, &secret), "public clients never authenticate");
-    client.public = false;
+    client.settings.public = false;
     client.secret_hash = None;
     assert!(!secrets.verify(&client, &secret));
     assert!(!secrets.verify(&client, ""));
@@ -291,7 +291,11 @@ fn debug_output_hides_secrets() {
     let mut spec = spec();
     spec.client_secret = Some(SECRET.into());
     assert!(!format!("{spec:?}").contains(SECRET));
-    assert!(!format!("{:?}", validate(&spec).unwrap()).contains(SECRET));
+    let valid = validate(&spec).unwrap();
+    assert!(!format!("{valid:?}").contains(SECRET));
+    let hash = secrets().hash(SECRET);
+    let client = valid.into_client("c".into(), Some(hash.clone()));
+    assert!(!format!("{client:?}").contains(&hash));
     assert!(!format!("{:?}", secrets()).contains("test key"));
 }
 
@@ -362,7 +366,7 @@ async fn upsert_is_idempotent_and_keeps_the_secret() {
 
     let renamed = ClientSpec { name: "Renamed".into(), ..spec() };
     let (client, no_secret, _) = upsert(&db, &secrets, "web", &renamed, later()).await.unwrap();
-    assert_eq!((client.name.as_str(), no_secret), ("Renamed", None));
+    assert_eq!((client.settings.name.as_str(), no_secret), ("Renamed", None));
     assert!(secrets.verify(&client, &secret), "the existing secret is kept");
     let row = rows::find(&db, "web").await.unwrap().unwrap();
     assert_eq!((row.name.as_str(), row.created_at, row.updated_at), ("Renamed", now(), later()));
@@ -383,6 +387,7 @@ async fn upsert_replaces_every_field() {
     let (client, ..) = upsert(&db, &secrets, "web", &spec(), later()).await.unwrap();
     let stored = Client::from_model(rows::find(&db, "web").await.unwrap().unwrap()).unwrap();
     assert_eq!(stored, client);
+    let stored = stored.settings;
     assert!(!stored.first_party);
     assert!(stored.post_logout_redirect_uris.is_empty());
     assert_eq!((stored.backchannel_logout_uri, stored.access_token_ttl), (None, None));
@@ -481,10 +486,10 @@ async fn apply_file_upserts_every_client_idempotently() {
     assert_eq!(rows::list(&db).await.unwrap(), stored, "a second apply changes nothing");
 
     let web = Client::from_model(rows::find(&db, "web").await.unwrap().unwrap()).unwrap();
-    assert!(web.first_party && secrets.verify(&web, SECRET));
+    assert!(web.settings.first_party && secrets.verify(&web, SECRET));
     let cli = Client::from_model(rows::find(&db, "cli").await.unwrap().unwrap()).unwrap();
-    assert!(cli.public && !cli.has_secret());
-    assert_eq!(cli.allowed_scopes, ["offline_access".to_owned(), "openid".to_owned()].into());
+    assert!(cli.settings.public && !cli.has_secret());
+    assert_eq!(cli.settings.allowed_scopes, ["offline_access".to_owned(), "openid".to_owned()].into());
 }
 
 #[tokio::test]

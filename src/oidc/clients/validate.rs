@@ -65,8 +65,7 @@ pub fn validate(spec: &ClientSpec) -> Result<ValidClient, FieldErrors> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(ValidClient {
-        client_id: spec.client_id.clone(),
+    let settings = ClientSettings {
         name: name.to_owned(),
         public: spec.public,
         first_party: spec.first_party,
@@ -78,8 +77,8 @@ pub fn validate(spec: &ClientSpec) -> Result<ValidClient, FieldErrors> {
         backchannel_logout_uri,
         access_token_ttl,
         refresh_token_ttl,
-        client_secret: spec.client_secret.clone(),
-    })
+    };
+    Ok(ValidClient { client_id: spec.client_id.clone(), settings, client_secret: spec.client_secret.clone() })
 }
 
 /// Records a failed field (the first message per field wins) and hands back a good one's value.

@@ -201,7 +201,7 @@ proptest! {
                         prop_assert!(B64.decode(challenge).is_ok_and(|d| d.len() == 32));
                     }
                     None => {
-                        prop_assert!(!client.public, "public clients must use PKCE");
+                        prop_assert!(!client.settings.public, "public clients must use PKCE");
                         prop_assert!(first(&params, "code_challenge").is_none() && method.is_none());
                     }
                 }
