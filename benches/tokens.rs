@@ -12,7 +12,7 @@ use latchkey::{
         SigningAlg,
         context::AuthContext,
         keys::SigningKeys,
-        tokens::{AccessTokenClaims, Issue, Subject},
+        tokens::{AccessTokenClaims, Issue, Person, Subject},
     },
     session::Session,
     store,
@@ -30,8 +30,9 @@ fn signing(c: &mut Criterion) {
         (SigningKeys::load_or_create(&db, now).await.unwrap(), user)
     });
     let context = AuthContext::of(&Session::passkey(user.id, true, false, now));
-    let subject = Subject { user: &user, context: &context, grant_id: Uuid::new_v4() };
     let scopes = BTreeSet::from(["openid".to_owned(), "profile".to_owned(), "email".to_owned()]);
+    let person = Person::released(&user, &scopes);
+    let subject = Subject { person: &person, context: &context, grant_id: Uuid::new_v4() };
     let issue = Issue {
         keys: &keys,
         issuer: "http://localhost:8080",

@@ -147,8 +147,8 @@ async fn continue_request(
     consent_given: bool,
 ) -> Result<Response, PageError> {
     let me = signed_in(&jar, state).await?;
-    let session = me.as_ref().map(|m| &m.session);
-    match flow::decide(state, pending, client, session, consent_given, Utc::now()).await? {
+    let person = me.as_ref().map(|m| (&m.session, &m.user));
+    match flow::decide(state, pending, client, person, consent_given, Utc::now()).await? {
         Next::Answer(response) => answer(state, jar, response, stored_as).await,
         Next::SignIn => {
             let jar = keep_pending(state, jar, pending, stored_as).await?;

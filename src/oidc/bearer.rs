@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     clients::Client,
-    tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims, refresh_token_hash, user_claims},
+    tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims, Person, refresh_token_hash},
 };
 use crate::{
     app::AppState,
@@ -66,7 +66,7 @@ pub async fn userinfo(state: &AppState, token: &str, now: DateTime<Utc>) -> Resu
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_token("The account is disabled or deleted."))?;
     let claims: UserInfoClaims<EmptyAdditionalClaims, CoreGenderClaim> =
-        UserInfoClaims::new(user_claims(&user, &scopes), EmptyAdditionalClaims {});
+        UserInfoClaims::new(Person::released(&user, &scopes).claims(), EmptyAdditionalClaims {});
     Ok(serde_json::to_value(claims).expect("claims serialise"))
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::context::AuthContext;
+use super::{context::AuthContext, tokens::Person};
 use crate::{
     ephemeral::{Ephemeral, EphemeralError},
     random_token,
@@ -32,6 +32,10 @@ pub struct CodeGrant {
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub context: AuthContext,
+    /// What the tokens may say about the person, as of the sign-in (`None` only in codes
+    /// issued by earlier versions).
+    #[serde(default)]
+    pub person: Option<Person>,
 }
 
 /// A code's entry: the grant until the first redemption, then the latest redeemer's mark.
@@ -39,7 +43,7 @@ pub struct CodeGrant {
 #[serde(untagged)]
 enum Entry {
     Redeemed(Redemption),
-    Issued(CodeGrant),
+    Issued(Box<CodeGrant>),
 }
 
 #[derive(Serialize, Deserialize, PartialEq)]
@@ -85,7 +89,7 @@ pub async fn redeem(store: &Ephemeral, code: &str) -> Result<Redeemed, Ephemeral
     let mark = random_token();
     let record = Entry::Redeemed(Redemption { by: mark.clone() });
     Ok(match store.replace_json(&code_key(code), &record).await? {
-        Some(Entry::Issued(grant)) => Redeemed::Fresh { grant: Box::new(grant), grant_id: grant_id(code), mark },
+        Some(Entry::Issued(grant)) => Redeemed::Fresh { grant, grant_id: grant_id(code), mark },
         Some(Entry::Redeemed(_)) => Redeemed::Replayed { grant_id: grant_id(code) },
         None => Redeemed::Unknown,
     })
@@ -105,7 +109,7 @@ pub async fn was_replayed(store: &Ephemeral, code: &str, mark: &str) -> Result<b
 /// within the code's lifetime: a code is either redeemed with its tokens stored, or still
 /// redeemable.
 pub async fn restore(store: &Ephemeral, code: &str, grant: &CodeGrant) -> Result<(), EphemeralError> {
-    store.replace_json::<_, serde::de::IgnoredAny>(&code_key(code), &Entry::Issued(grant.clone())).await?;
+    store.replace_json::<_, serde::de::IgnoredAny>(&code_key(code), &Entry::Issued(Box::new(grant.clone()))).await?;
     Ok(())
 }
 
@@ -126,6 +130,7 @@ mod tests {
             nonce: None,
             code_challenge: None,
             context: AuthContext::of(&Session::passkey(Uuid::new_v4(), true, false, Utc::now())),
+            person: None,
         }
     }
 

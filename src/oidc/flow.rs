@@ -3,6 +3,7 @@
 //! Response Mode).
 
 use chrono::{DateTime, Utc};
+use entity::user;
 use url::Url;
 
 use super::{
@@ -11,6 +12,7 @@ use super::{
     code::{self, CodeGrant},
     context::AuthContext,
     pending::Pending,
+    tokens::Person,
 };
 use crate::{
     app::AppState,
@@ -75,17 +77,18 @@ pub fn session_satisfies(pending: &Pending, session: Option<&Session>, now: Date
     fresh && context.within_max_age(pending.request.max_age, now) && context.meets_acr(&pending.request.acr_values)
 }
 
-/// Decides the next step of a pending request for the browser's `session`; issues the code
-/// when everything is in place. `consent_given` is true right after the person pressed Allow.
+/// Decides the next step of a pending request for the browser's signed-in person (their
+/// session and account); issues the code when everything is in place. `consent_given` is true right after the person pressed Allow.
 pub async fn decide(
     state: &AppState,
     pending: &Pending,
     client: &Client,
-    session: Option<&Session>,
+    signed_in: Option<(&Session, &user::Model)>,
     consent_given: bool,
     now: DateTime<Utc>,
 ) -> Result<Next, AppError> {
     let request = &pending.request;
+    let session = signed_in.map(|(session, _)| session);
     if !session_satisfies(pending, session, now) {
         let unmet_acr = session.is_some_and(|s| !AuthContext::of(s).meets_acr(&request.acr_values));
         // A person without a passkey cannot meet a passkey demand by signing in again.
@@ -103,7 +106,7 @@ pub async fn decide(
         };
         return Ok(Next::Answer(error_response(&error, state.issuer())));
     }
-    let session = session.expect("a satisfying session exists");
+    let (session, user) = signed_in.expect("a satisfying session exists");
     if !client.settings.first_party && !consent_given {
         let remembered = consents::covers(&state.db, session.user_id, &client.client_id, &request.scopes).await?;
         if !remembered || request.prompt == Prompt::Consent {
@@ -121,6 +124,7 @@ pub async fn decide(
         nonce: request.nonce.clone(),
         code_challenge: request.code_challenge.clone(),
         context: AuthContext::of(session),
+        person: Some(Person::released(user, &request.scopes)),
     };
     let code = code::issue(&state.ephemeral, &grant, state.config.code_ttl).await?;
     let mut params = vec![("code", code)];

@@ -19,7 +19,7 @@ use super::{
     clients::{Client, GrantType},
     code::{self, CodeGrant, Redeemed},
     context::AuthContext,
-    tokens::{Issue, Subject, new_refresh_token, refresh_token_hash},
+    tokens::{Issue, Person, Subject, new_refresh_token, refresh_token_hash},
 };
 use crate::{
     app::AppState,
@@ -200,7 +200,7 @@ async fn exchange_code(
         (None, Some(_)) => return Err(invalid_grant("code_verifier was sent but no code_challenge was.")),
         (None, None) => {}
     }
-    let (user, refresh) = match store_grant(state, client, &grant, grant_id, now).await {
+    let (person, refresh) = match store_grant(state, client, &grant, grant_id, now).await {
         Ok(stored) => stored,
         Err(err) => {
             // Nothing was stored (the database failed, or the account is gone): the code
@@ -212,26 +212,32 @@ async fn exchange_code(
     if code::was_replayed(&state.ephemeral, code, &mark).await? {
         grants::revoke(&state.db, grant_id, now).await?;
     }
-    let subject = Subject { user: &user, context: &grant.context, grant_id };
+    let subject = Subject { person: &person, context: &grant.context, grant_id };
     respond(state, client, &grant.scopes, &subject, grant.nonce.as_deref(), refresh.map(|(t, _)| t), now)
 }
 
 /// Stores the grant of a redeemed code, with its refresh token when the client may refresh, in
-/// one transaction; returns the (live) user and the refresh token.
+/// one transaction, provided its person's account still exists and is enabled; returns what
+/// the tokens may say about the person, and the refresh token.
 async fn store_grant(
     state: &AppState,
     client: &Client,
     grant: &CodeGrant,
     grant_id: uuid::Uuid,
     now: DateTime<Utc>,
-) -> Result<(user::Model, Option<(String, String)>), OAuthError> {
-    let user = live_user(state, grant.context.user_id).await?;
+) -> Result<(Person, Option<(String, String)>), OAuthError> {
+    let person = match &grant.person {
+        Some(person) => person.clone(),
+        None => Person::released(&live_user(state, grant.context.user_id).await?, &grant.scopes),
+    };
     let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
     let expires_at = grant_expiry(state, client, &grant.scopes, &grant.context, now);
     let row = grant_row(grant, grant_id, expires_at, now);
     let stored_refresh = refresh.as_ref().map(|(_, hash)| NewRefreshToken { hash: hash.clone(), expires_at });
-    grants::insert_with_refresh(&state.db, row, stored_refresh).await?;
-    Ok((user, refresh))
+    if !grants::insert_with_refresh(&state.db, row, stored_refresh).await? {
+        return Err(account_gone());
+    }
+    Ok((person, refresh))
 }
 
 /// How long a grant (and its refresh tokens) may live: with `offline_access` the offline
@@ -268,10 +274,11 @@ fn grant_row(grant: &CodeGrant, id: uuid::Uuid, expires_at: DateTime<Utc>, now: 
 
 /// The user behind a grant, if they still exist and are enabled.
 async fn live_user(state: &AppState, user_id: uuid::Uuid) -> Result<user::Model, OAuthError> {
-    users::find_by_id(&state.db, user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| invalid_grant("The account is disabled or deleted."))
+    users::find_by_id(&state.db, user_id).await?.filter(|u| !u.disabled).ok_or_else(account_gone)
+}
+
+fn account_gone() -> OAuthError {
+    invalid_grant("The account is disabled or deleted.")
 }
 
 /// RFC 6749 §6 with rotation (RFC 9700 §4.14.2).
@@ -314,7 +321,8 @@ async fn refresh(
         amr: grant.amr.split(' ').map(str::to_owned).collect(),
         acr: grant.acr.clone(),
     };
-    let subject = Subject { user: &user, context: &context, grant_id: grant.id };
+    let person = Person::released(&user, &scopes);
+    let subject = Subject { person: &person, context: &context, grant_id: grant.id };
     respond(state, client, &scopes, &subject, None, Some(new_token), now)
 }
 

@@ -55,9 +55,51 @@ pub struct AccessTokenClaims {
 /// `typ` of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
+/// What tokens may say about a person: `sub` always, the rest only as far as the granted scopes
+/// release it (OIDC Core §5.4). An authorization code carries this from the sign-in it stands
+/// for, so the exchange needs no second look at the account.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Person {
+    pub id: Uuid,
+    /// With `profile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// With `profile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// With `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl Person {
+    /// What `scopes` release of `user`.
+    pub fn released(user: &user::Model, scopes: &BTreeSet<String>) -> Person {
+        let profile = scopes.contains("profile");
+        Person {
+            id: user.id,
+            username: profile.then(|| user.username.clone()),
+            name: profile.then(|| user.display_name.clone()),
+            email: scopes.contains("email").then(|| user.email.clone()),
+        }
+    }
+
+    /// `sub` and the released claims (ID token and userinfo share this).
+    pub fn claims(&self) -> StandardClaims<CoreGenderClaim> {
+        let mut claims = StandardClaims::new(SubjectIdentifier::new(self.id.to_string()))
+            .set_preferred_username(self.username.clone().map(EndUserUsername::new))
+            .set_name(self.name.clone().map(|name| LocalizedClaim::from(EndUserName::new(name))));
+        if let Some(email) = &self.email {
+            // Latchkey does not verify addresses at sign-up (email links prove them later).
+            claims = claims.set_email(Some(EndUserEmail::new(email.clone()))).set_email_verified(Some(false));
+        }
+        claims
+    }
+}
+
 /// The person and sign-in a user token is about.
 pub struct Subject<'a> {
-    pub user: &'a user::Model,
+    pub person: &'a Person,
     pub context: &'a AuthContext,
     pub grant_id: Uuid,
 }
@@ -86,7 +128,7 @@ impl Issue<'_> {
     pub fn user_access_token(&self, subject: &Subject<'_>, alg: SigningAlg) -> anyhow::Result<String> {
         let claims = AccessTokenClaims {
             iss: self.issuer.to_owned(),
-            sub: subject.user.id.to_string(),
+            sub: subject.person.id.to_string(),
             aud: self.issuer.to_owned(),
             exp: self.expires().timestamp(),
             iat: self.now.timestamp(),
@@ -136,7 +178,7 @@ impl Issue<'_> {
             vec![Audience::new(self.client_id.to_owned())],
             self.expires(),
             self.now,
-            self.standard_claims(subject.user),
+            subject.person.claims(),
             SessionClaims { sid: subject.context.sid.clone() },
         )
         .set_nonce(nonce.map(|n| Nonce::new(n.to_owned())))
@@ -148,26 +190,6 @@ impl Issue<'_> {
         .set_access_token_hash(Some(openidconnect::AccessTokenHash::new(super::keys::token_hash(alg, access_token))));
         self.keys.sign(alg, Some("JWT"), &claims, self.now)
     }
-
-    /// Profile and email claims, by granted scope (OIDC Core §5.4).
-    pub fn standard_claims(&self, user: &user::Model) -> StandardClaims<CoreGenderClaim> {
-        user_claims(user, self.scopes)
-    }
-}
-
-/// `sub` and the claims the scopes allow (ID token and userinfo share this).
-pub fn user_claims(user: &user::Model, scopes: &BTreeSet<String>) -> StandardClaims<CoreGenderClaim> {
-    let mut claims = StandardClaims::new(SubjectIdentifier::new(user.id.to_string()));
-    if scopes.contains("profile") {
-        claims = claims
-            .set_preferred_username(Some(EndUserUsername::new(user.username.clone())))
-            .set_name(Some(LocalizedClaim::from(EndUserName::new(user.display_name.clone()))));
-    }
-    if scopes.contains("email") {
-        // Latchkey does not verify addresses at sign-up (email links prove them later).
-        claims = claims.set_email(Some(EndUserEmail::new(user.email.clone()))).set_email_verified(Some(false));
-    }
-    claims
 }
 
 /// A new opaque refresh token and the hash it is stored under.
@@ -180,4 +202,40 @@ pub fn new_refresh_token() -> (String, String) {
 /// The stored form of a refresh token (high-entropy, so a plain SHA-256 suffices).
 pub fn refresh_token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> user::Model {
+        user::Model {
+            id: Uuid::new_v4(),
+            username: "ada".into(),
+            username_normalized: "ada".into(),
+            email: "ada@example.com".into(),
+            email_normalized: "ada@example.com".into(),
+            display_name: "Ada".into(),
+            disabled: false,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_person_holds_only_what_the_scopes_release() {
+        let user = user();
+        let scopes = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
+        let bare = Person::released(&user, &scopes(&["openid"]));
+        assert_eq!(serde_json::to_value(&bare).unwrap(), serde_json::json!({"id": user.id}));
+        let all = Person::released(&user, &scopes(&["openid", "profile", "email"]));
+        let claims = serde_json::to_value(all.claims()).unwrap();
+        assert_eq!(claims["sub"], user.id.to_string());
+        assert_eq!((claims["preferred_username"].as_str(), claims["name"].as_str()), (Some("ada"), Some("Ada")));
+        assert_eq!(
+            (claims["email"].as_str(), claims["email_verified"].as_bool()),
+            (Some("ada@example.com"), Some(false))
+        );
+        let profile_only = serde_json::to_value(Person::released(&user, &scopes(&["profile"])).claims()).unwrap();
+        assert!(profile_only.get("email").is_none() && profile_only.get("name").is_some());
+    }
 }

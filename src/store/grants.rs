@@ -3,10 +3,12 @@
 //! of two racing refreshes only one can win.
 
 use chrono::{DateTime, Utc};
-use entity::{grant, refresh_token};
+use entity::{grant, refresh_token, user};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
-    prelude::Uuid, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Iterable, QueryFilter, Set,
+    TransactionTrait,
+    prelude::Uuid,
+    sea_query::{Expr, InsertStatement, Query},
 };
 
 /// The refresh token stored with a grant: its hash and expiry.
@@ -15,20 +17,41 @@ pub struct NewRefreshToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Stores a grant and (optionally) its first refresh token in one transaction.
+/// Stores a grant and (optionally) its first refresh token in one transaction, if the grant's
+/// user exists and is enabled — checked by the INSERT itself, so no separate read of the account
+/// is needed and an account disabled meanwhile gets nothing; `false` when it was not stored.
 pub async fn insert_with_refresh(
     db: &DatabaseConnection,
     grant: grant::Model,
     refresh: Option<NewRefreshToken>,
-) -> Result<(), DbErr> {
-    let created_at = grant.created_at;
-    let grant_id = grant.id;
+) -> Result<bool, DbErr> {
+    let (created_at, grant_id) = (grant.created_at, grant.id);
     let txn = db.begin().await?;
-    grant::Entity::insert(grant::ActiveModel::from(grant)).exec_without_returning(&txn).await?;
+    if txn.execute(&insert_for_enabled_user(grant)?).await?.rows_affected() != 1 {
+        return Ok(false);
+    }
     if let Some(refresh) = refresh {
         insert_refresh(&txn, grant_id, refresh, created_at).await?;
     }
-    txn.commit().await
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// `INSERT INTO grants (…) SELECT … WHERE EXISTS (the user, enabled)`.
+fn insert_for_enabled_user(grant: grant::Model) -> Result<InsertStatement, DbErr> {
+    let enabled_user = Query::select()
+        .expr(Expr::val(1))
+        .from(user::Entity)
+        .and_where(user::Column::Id.eq(grant.user_id))
+        .and_where(user::Column::Disabled.eq(false))
+        .to_owned();
+    let row = grant::ActiveModel::from(grant);
+    let (columns, values): (Vec<_>, Vec<_>) =
+        grant::Column::iter().filter_map(|c| row.get(c).into_value().map(|v| (c, Expr::val(v)))).unzip();
+    let values = Query::select().exprs(values).and_where(Expr::exists(enabled_user)).to_owned();
+    let mut insert = Query::insert();
+    insert.into_table(grant::Entity).columns(columns).select_from(values).map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(insert)
 }
 
 async fn insert_refresh(

@@ -16,7 +16,10 @@ use crate::{
     authenticator::SoftAuthenticator,
     helpers::{Backend, Browser, TestApp, unique_name},
     oidc::{REDIRECT_URI, authorize, first_party, redeem_code, register, token_request, urlencode},
+    on_both_backends,
 };
+
+on_both_backends!(codes_carry_the_released_claims_but_not_past_a_disabled_account);
 
 async fn person(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String) {
     let browser = app.browser();
@@ -326,6 +329,32 @@ async fn disabled_users_lose_their_tokens() {
         .await
         .unwrap();
     assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A code carries what its scopes release about the person, so the exchange reads no account;
+/// the grant's INSERT still refuses an account disabled since, and nothing is stored.
+async fn codes_carry_the_released_claims_but_not_past_a_disabled_account(backend: Backend) {
+    use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+    let app = TestApp::spawn(backend).await;
+    let (client_id, secret) = register(&app, first_party()).await;
+    let secret = secret.unwrap();
+    let (browser, name) = person(&app, &mut SoftAuthenticator::default()).await;
+    let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
+    let (status, tokens, _) = redeem_code(&app, &client_id, &secret, &code, &verifier).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!((claims["preferred_username"].as_str(), claims["name"].as_str()), (Some(name.as_str()), Some("Pat")));
+    assert!(claims.get("email").is_none(), "the email scope was not asked for: {claims}");
+
+    let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
+    let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
+    let mut row: entity::user::ActiveModel = user.into();
+    row.disabled = Set(true);
+    row.update(&app.state.db).await.unwrap();
+    let (status, body, _) = redeem_code(&app, &client_id, &secret, &code, &verifier).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    assert_eq!(entity::grant::Entity::find().count(&app.state.db).await.unwrap(), 1, "only the first grant");
+    assert_eq!(entity::refresh_token::Entity::find().count(&app.state.db).await.unwrap(), 1);
 }
 
 fn jwt_part(jwt: &str, index: usize) -> Value {
