@@ -253,6 +253,11 @@ def rss_per_session(backend):
     rss, report = load(backend, "login-es256.rss.json"), load(backend, "login-es256.json")
     return f"{(rss['rss_after_kb'] - rss['rss_before_kb']) * 1024 / report['server']['flows']:.0f} B"
 
+def store_growth(backend):
+    report = load(backend, "login-es256.json")
+    bytes_per_login = report and report["server"].get("memory_store_bytes_per_flow")
+    return "–" if bytes_per_login is None else f"{bytes_per_login:.0f} B"
+
 def startup(backend):
     s = load(backend, "startup.json")
     return f"{statistics.median(s['startup_tenths_ms']) / 10:.0f} ms (median of {len(s['startup_tenths_ms'])})"
@@ -293,6 +298,7 @@ for label, name, fmt in rows:
         print(f"| {label} | {' | '.join(peaks)} |")
         continue
     print(f"| {label} | {' | '.join(cell(b, name, fmt) for b in backends)} |")
+print(f"| in-process store growth per login (the session; the redeemed code for 60 s) | {' | '.join(store_growth(b) for b in backends)} |")
 print(f"| RSS growth per login (sessions kept) | {' | '.join(cell(b, 'login-es256.json', lambda d, b=b: rss_per_session(b)) for b in backends)} |")
 print(f"| start-up to /readyz 200 | {' | '.join(cell(b, 'startup.json', lambda d, b=b: startup(b)) for b in backends)} |")
 print(f"| database row writes per login + exchange | {' | '.join(per_flow_writes(b) for b in backends)} |")

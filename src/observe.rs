@@ -22,6 +22,8 @@ pub const STORAGE_ERRORS: &str = "latchkey_storage_errors_total";
 pub const STORE_OPERATIONS: &str = "latchkey_store_operations_total";
 /// Entries in the in-process ephemeral store (absent with Redis), read at each scrape.
 pub const MEMORY_STORE_ENTRIES: &str = "latchkey_memory_store_entries";
+/// Bytes those entries occupy (slots and buffers), read at each scrape.
+pub const MEMORY_STORE_BYTES: &str = "latchkey_memory_store_bytes";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

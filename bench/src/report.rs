@@ -203,6 +203,9 @@ impl Report {
             for (series, per_flow) in &server.store_operations_per_flow {
                 let _ = writeln!(out, "  {per_flow:.2} {series}");
             }
+            if let Some(bytes) = server.memory_store_bytes_per_flow {
+                let _ = writeln!(out, "  {bytes:.0} bytes of in-process store growth");
+            }
         }
         if let Some(cpu) = self.generator_cpu {
             let _ = writeln!(out, "generator CPU: {:.0} % of one core", cpu * 100.0);

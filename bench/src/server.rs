@@ -1,7 +1,8 @@
 //! What the server says about the run: `/metrics` (Prometheus text) read before and after, and
 //! the counters' growth divided by the flows completed — sign-ins, token responses, HTTP
 //! requests and, where Latchkey counts them, store operations
-//! (`latchkey_store_operations_total{store,operation}`).
+//! (`latchkey_store_operations_total{store,operation}`) and the in-process store's growth in
+//! bytes (`latchkey_memory_store_bytes`, a gauge).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,10 @@ use serde::Serialize;
 
 use crate::agent::Agent;
 
-/// Counter values by series (`name{labels}`).
+/// The gauge of the in-process store's size.
+const MEMORY_STORE_BYTES: &str = "latchkey_memory_store_bytes";
+
+/// Counter values (and the store-size gauge) by series (`name{labels}`).
 #[derive(Clone, Debug, Default)]
 pub struct Counters(BTreeMap<String, f64>);
 
@@ -23,7 +27,8 @@ impl Counters {
         Some(Counters::parse(&response.text().await.ok()?))
     }
 
-    /// Parses the Prometheus text format (counters only; histograms' buckets are skipped).
+    /// Parses the Prometheus text format (counters and the store-size gauge; histograms' buckets
+    /// are skipped).
     pub fn parse(text: &str) -> Counters {
         let series = text
             .lines()
@@ -32,7 +37,9 @@ impl Counters {
                 let (series, value) = line.rsplit_once(' ')?;
                 Some((series.to_owned(), value.parse::<f64>().ok()?))
             })
-            .filter(|(series, _)| series.starts_with("latchkey_") && series.contains("_total"))
+            .filter(|(series, _)| {
+                series.starts_with("latchkey_") && (series.contains("_total") || series == MEMORY_STORE_BYTES)
+            })
             .collect();
         Counters(series)
     }
@@ -55,6 +62,9 @@ pub struct ServerCounts {
     pub tokens_per_flow: f64,
     /// `latchkey_store_operations_total` by labels, when the server counts them.
     pub store_operations_per_flow: BTreeMap<String, f64>,
+    /// Growth of the in-process store in bytes (absent with Redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_store_bytes_per_flow: Option<f64>,
 }
 
 impl Counters {
@@ -98,6 +108,7 @@ impl ServerCounts {
             signins_per_flow: per_flow(signins),
             tokens_per_flow: per_flow(tokens),
             store_operations_per_flow: store_operations,
+            memory_store_bytes_per_flow: growth.0.get(MEMORY_STORE_BYTES).map(|bytes| per_flow(*bytes)),
         }
     }
 }
@@ -120,11 +131,13 @@ mod tests {
              latchkey_http_requests_total{route=\"/token\",method=\"POST\",status=\"200\"} 25\n\
              latchkey_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"200\"} 2\n\
              latchkey_store_operations_total{store=\"database\",operation=\"write\"} 40\n\
+             latchkey_memory_store_bytes 12000\n\
              latchkey_http_request_duration_seconds_bucket{le=\"0.1\"} 7\n",
         );
         let counts = ServerCounts::of(&after.growth_since(&before), 20);
         assert_eq!(counts.signins_per_flow, 1.0);
         assert_eq!(counts.http_requests_per_flow, 1.0);
         assert_eq!(counts.store_operations_per_flow["{store=\"database\",operation=\"write\"}"], 2.0);
+        assert_eq!(counts.memory_store_bytes_per_flow, Some(600.0), "a series new since counts from zero");
     }
 }

@@ -142,6 +142,14 @@ impl EphemeralStore for MemoryStore {
         Some(self.lock().map.len())
     }
 
+    fn footprint_bytes(&self) -> Option<usize> {
+        // The table's slots (key, value and expiry headers, one control byte each), whether in
+        // use or not, and every key's and value's buffer; the allocator's rounding aside.
+        let entries = self.lock();
+        let slots = entries.map.capacity() * (std::mem::size_of::<(String, (Vec<u8>, Instant))>() + 1);
+        Some(slots + entries.map.iter().map(|(key, (value, _))| key.capacity() + value.capacity()).sum::<usize>())
+    }
+
     async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), EphemeralError> {
         let now = Instant::now();
         let mut entries = self.lock();
@@ -168,6 +176,17 @@ mod tests {
     #[tokio::test]
     async fn honours_the_store_contract() {
         crate::ephemeral::contract::single_use_and_expiry(Arc::new(MemoryStore::new()), "").await;
+    }
+
+    #[tokio::test]
+    async fn counts_the_bytes_its_entries_occupy() {
+        let store = MemoryStore::new();
+        let empty = store.footprint_bytes().unwrap();
+        store.put("session:1", vec![0; 300], Duration::from_secs(60)).await.unwrap();
+        let one = store.footprint_bytes().unwrap();
+        assert!(one - empty >= 300 + "session:1".len(), "{empty} → {one}");
+        store.delete("session:1").await.unwrap();
+        assert!(store.footprint_bytes().unwrap() < one);
     }
 
     #[tokio::test]

@@ -53,6 +53,10 @@ pub trait EphemeralStore: Send + Sync {
     fn entry_count(&self) -> Option<usize> {
         None
     }
+    /// How many bytes those entries occupy (`None` for a shared server).
+    fn footprint_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The store as the application holds it, with typed JSON helpers on top of the byte trait.
@@ -125,6 +129,11 @@ impl Ephemeral {
     /// How many entries the in-process store holds (`None` with Redis).
     pub fn entry_count(&self) -> Option<usize> {
         self.0.entry_count()
+    }
+
+    /// How many bytes the in-process store's entries occupy (`None` with Redis).
+    pub fn footprint_bytes(&self) -> Option<usize> {
+        self.0.footprint_bytes()
     }
 
     /// Counts an event in a fixed window (rate limits).

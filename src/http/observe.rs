@@ -14,7 +14,7 @@ use axum::{
 
 use crate::{
     app::AppState,
-    observe::{HTTP_DURATION, HTTP_REQUESTS, MEMORY_STORE_ENTRIES, prometheus},
+    observe::{HTTP_DURATION, HTTP_REQUESTS, MEMORY_STORE_BYTES, MEMORY_STORE_ENTRIES, prometheus},
 };
 
 /// The header carrying the request id.
@@ -54,6 +54,9 @@ pub async fn track(mut request: Request, next: Next) -> Response {
 pub async fn metrics_get(State(state): State<AppState>) -> Response {
     if let Some(entries) = state.ephemeral.entry_count() {
         metrics::gauge!(MEMORY_STORE_ENTRIES).set(entries as f64);
+    }
+    if let Some(bytes) = state.ephemeral.footprint_bytes() {
+        metrics::gauge!(MEMORY_STORE_BYTES).set(bytes as f64);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
 }
