@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
@@ -32,8 +31,7 @@ struct EmailLink {
 }
 
 fn key(token: &str) -> String {
-    let digest: String = Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    format!("email-link:{digest}")
+    format!("email-link:{}", crate::token_hash(token))
 }
 
 /// Why no link was sent.

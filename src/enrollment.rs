@@ -12,7 +12,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
@@ -34,10 +33,6 @@ use crate::{
 pub struct IssuedLink {
     pub url: String,
     pub expires_at: DateTime<Utc>,
-}
-
-fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Issues a link for `user_id`, valid for `ttl` (default `LATCHKEY_ENROLLMENT_TTL`).
@@ -65,14 +60,14 @@ pub async fn issue_link_in(
         return Err(AppError::Unprocessable("ttl_seconds must be between 1 and 2592000 (30 days).".into()));
     }
     let token = random_token();
-    enrollment_links::insert(db, hash(&token), user_id, now + ttl, now).await?;
+    enrollment_links::insert(db, crate::token_hash(&token), user_id, now + ttl, now).await?;
     tracing::info!(%user_id, "enrollment link issued");
     Ok(IssuedLink { url: format!("{issuer}/enroll/{token}"), expires_at: now + ttl })
 }
 
 /// The enabled user a still-valid link is for, without consuming it.
 pub async fn peek(state: &AppState, token: &str) -> Result<Option<entity::user::Model>, AppError> {
-    let Some(user_id) = enrollment_links::usable_user(&state.db, &hash(token), Utc::now()).await? else {
+    let Some(user_id) = enrollment_links::usable_user(&state.db, &crate::token_hash(token), Utc::now()).await? else {
         return Ok(None);
     };
     Ok(users::find_by_id(&state.db, user_id).await?.filter(|u| !u.disabled))
@@ -122,7 +117,7 @@ pub async fn finish(
     // The link is consumed only now, by whoever gets here first, together with the passkey.
     let backup_eligible = new_passkey.backup_eligible;
     let txn = state.db.begin().await?;
-    if !enrollment_links::redeem(&txn, &hash(token), user_id, now).await? {
+    if !enrollment_links::redeem(&txn, &crate::token_hash(token), user_id, now).await? {
         return expired();
     }
     passkeys::insert(&txn, user.id, new_passkey, now).await.map_err(crate::accounts::conflict_or)?;

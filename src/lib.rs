@@ -31,10 +31,22 @@ pub mod store;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 /// A fresh 256-bit random value, base64url-encoded: ids of sessions, ceremonies and tokens.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The stored form of a high-entropy token (session ids, codes, refresh tokens, links): its
+/// SHA-256 in lower-case hex. A plain hash suffices, as nobody can guess such a token.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// `bytes` in lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
@@ -93,12 +92,7 @@ impl SessionPolicy {
 }
 
 fn key(id: &str) -> String {
-    let digest = Sha256::digest(id.as_bytes());
-    format!("session:{}", hex_lower(&digest))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("session:{}", crate::token_hash(id))
 }
 
 /// Creates a session under a fresh id and returns that id (the cookie value).

@@ -46,7 +46,7 @@ enum Entry {
     Issued(Box<CodeGrant>),
 }
 
-#[derive(Serialize, Deserialize, PartialEq)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Redemption {
     /// A random mark of the redemption that left this record.
@@ -65,8 +65,7 @@ pub enum Redeemed {
 }
 
 fn code_key(code: &str) -> String {
-    let hash = Sha256::digest(code.as_bytes());
-    format!("code:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("code:{}", crate::token_hash(code))
 }
 
 /// The id of the grant a code creates: a hash of the code under its own label (so it is

@@ -19,7 +19,7 @@ use super::{
     clients::{Client, GrantType},
     code::{self, CodeGrant, Redeemed},
     context::AuthContext,
-    tokens::{Issue, Person, Subject, new_refresh_token, refresh_token_hash},
+    tokens::{Issue, Person, Subject, new_refresh_token},
 };
 use crate::{
     app::AppState,
@@ -289,7 +289,7 @@ async fn refresh(
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = form.require("refresh_token")?;
-    let hash = refresh_token_hash(presented);
+    let hash = crate::token_hash(presented);
     let Some(token) = grants::find_refresh(&state.db, &hash).await? else {
         return Err(invalid_grant("The refresh token is invalid."));
     };

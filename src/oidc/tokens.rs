@@ -11,7 +11,6 @@ use openidconnect::{
     core::CoreGenderClaim,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{SigningAlg, context::AuthContext, keys::SigningKeys};
@@ -195,13 +194,8 @@ impl Issue<'_> {
 /// A new opaque refresh token and the hash it is stored under.
 pub fn new_refresh_token() -> (String, String) {
     let token = crate::random_token();
-    let hash = refresh_token_hash(&token);
+    let hash = crate::token_hash(&token);
     (token, hash)
-}
-
-/// The stored form of a refresh token (high-entropy, so a plain SHA-256 suffices).
-pub fn refresh_token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
