@@ -10,7 +10,7 @@ use sea_orm::{
 
 /// The client with this `client_id`.
 pub async fn find(db: &impl ConnectionTrait, client_id: &str) -> Result<Option<client::Model>, DbErr> {
-    client::Entity::find_by_id(client_id.to_owned()).one(db).await
+    super::unique(client::Entity::find_by_id(client_id.to_owned()).into_model(), db).await
 }
 
 /// Every client, oldest first (ties broken by `client_id`, so the order is stable).

@@ -72,12 +72,12 @@ async fn insert_refresh(
 
 /// A grant by id.
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<grant::Model>, DbErr> {
-    grant::Entity::find_by_id(id).one(db).await
+    super::unique(grant::Entity::find_by_id(id).into_model(), db).await
 }
 
 /// A refresh token by hash.
 pub async fn find_refresh(db: &impl ConnectionTrait, hash: &str) -> Result<Option<refresh_token::Model>, DbErr> {
-    refresh_token::Entity::find_by_id(hash.to_owned()).one(db).await
+    super::unique(refresh_token::Entity::find_by_id(hash.to_owned()).into_model(), db).await
 }
 
 /// Marks `old_hash` used and stores its successor, atomically. `false` when the old token was

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Selector, SelectorTrait, SqlErr,
+    TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -34,6 +35,12 @@ pub fn default_max_connections(url: &str) -> u32 {
     if url.starts_with("sqlite") { 1 } else { 10 }
 }
 
+/// How long a pooled connection may sit idle before it is pinged on the way out of the pool.
+/// sqlx pings on *every* acquire by default: one more round trip per statement (to the SQLite
+/// worker thread, or to PostgreSQL), measured at about a tenth of a login's CPU. A connection
+/// that broke while busy fails its statement, which answers 503 (`is_unreachable`) anyway.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
 /// [`connect`] with an explicit pool size (`LATCHKEY_DATABASE_MAX_CONNECTIONS`).
 pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
@@ -42,6 +49,7 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -65,6 +73,19 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     }
     Migrator::up(&txn, None).await?;
     txn.commit().await
+}
+
+/// The row a lookup by a unique key finds, queried without `LIMIT`.
+///
+/// sea-orm's `one()` appends `LIMIT ?` with 1 bound as a parameter. SQLite's planner reads a bound
+/// LIMIT, and a statement whose plan read a parameter is compiled again every time that parameter
+/// is bound (`sqlite3VdbeSetVarmask`): a full parse per lookup, about 170,000 instructions, some
+/// 6 % of a login's CPU (docs/benchmarks.md). A unique key matches one row at most anyway.
+pub async fn unique<S: SelectorTrait>(
+    selector: Selector<S>,
+    db: &impl ConnectionTrait,
+) -> Result<Option<S::Item>, DbErr> {
+    Ok(selector.all(db).await?.into_iter().next())
 }
 
 /// Whether `err` means the database could not be reached or the connection broke, rather than

@@ -61,11 +61,11 @@ pub async fn find_with_owner(
     db: &impl ConnectionTrait,
     credential_id: &str,
 ) -> Result<Option<(passkey::Model, user::Model)>, DbErr> {
-    let found = passkey::Entity::find()
+    let query = passkey::Entity::find()
         .filter(passkey::Column::CredentialId.eq(credential_id))
         .find_also_related(user::Entity)
-        .one(db)
-        .await?;
+        .into_model();
+    let found = super::unique(query, db).await?;
     // The foreign key guarantees an owner; a row without one is treated as absent.
     Ok(found.and_then(|(passkey, owner)| Some((passkey, owner?))))
 }

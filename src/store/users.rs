@@ -50,7 +50,7 @@ fn login_matches(identifier: &str) -> sea_orm::sea_query::SimpleExpr {
 
 /// Finds a user by id.
 pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<user::Model>, DbErr> {
-    user::Entity::find_by_id(id).one(db).await
+    super::unique(user::Entity::find_by_id(id).into_model(), db).await
 }
 
 /// Finds a user by id and locks the row until the surrounding transaction ends (PostgreSQL;
