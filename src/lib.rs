@@ -43,10 +43,5 @@ pub fn random_token() -> String {
 /// The stored form of a high-entropy token (session ids, codes, refresh tokens, links): its
 /// SHA-256 in lower-case hex. A plain hash suffices, as nobody can guess such a token.
 pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-/// `bytes` in lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }

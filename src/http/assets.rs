@@ -23,7 +23,7 @@ pub async fn serve(Path(file): Path<String>, request_headers: HeaderMap) -> Resu
         .iter()
         .find(|(name, _, _)| *name == file)
         .ok_or_else(|| AppError::NotFound("There is no such file.".into()))?;
-    let etag = format!("\"{}\"", &crate::hex(&Sha256::digest(body.as_bytes()))[..16]);
+    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(body.as_bytes()))[..16]);
     let cache = [
         (header::ETAG, HeaderValue::from_str(&etag).expect("hex is a valid header")),
         (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300, must-revalidate")),

@@ -43,7 +43,7 @@ impl ClientSecrets {
     pub fn hash(&self, secret: &str) -> String {
         let mut mac = self.key.clone();
         mac.update(secret.as_bytes());
-        crate::hex(&mac.finalize().into_bytes())
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Whether `presented` is the client's secret, compared in constant time. Public clients
