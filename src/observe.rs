@@ -25,6 +25,22 @@ pub const MEMORY_STORE_ENTRIES: &str = "latchkey_memory_store_entries";
 /// Bytes those entries occupy (slots and buffers), read at each scrape.
 pub const MEMORY_STORE_BYTES: &str = "latchkey_memory_store_bytes";
 
+/// The process's CPU time (user and system) in the Prometheus text format, under the standard
+/// name `process_cpu_seconds_total`, read from `/proc/self/stat` at each scrape; `None` where
+/// there is no procfs. Benchmarks divide its growth by the flows served.
+pub fn process_cpu_exposition() -> Option<String> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // utime and stime are the 14th and 15th fields; the command name before them may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture Latchkey builds for.
+    let seconds = ticks as f64 / 100.0;
+    Some(format!(
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
+         # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {seconds}\n"
+    ))
+}
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process's Prometheus recorder, installed on first use.

@@ -206,6 +206,9 @@ impl Report {
             if let Some(bytes) = server.memory_store_bytes_per_flow {
                 let _ = writeln!(out, "  {bytes:.0} bytes of in-process store growth");
             }
+            if let Some(cpu) = server.cpu_ms_per_flow {
+                let _ = writeln!(out, "  {cpu:.3} ms of server CPU");
+            }
         }
         if let Some(cpu) = self.generator_cpu {
             let _ = writeln!(out, "generator CPU: {:.0} % of one core", cpu * 100.0);

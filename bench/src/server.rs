@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use crate::agent::Agent;
 
+/// The server process's CPU time (a standard process metric, not `latchkey_` prefixed).
+const PROCESS_CPU_SECONDS: &str = "process_cpu_seconds_total";
+
 /// The gauge of the in-process store's size.
 const MEMORY_STORE_BYTES: &str = "latchkey_memory_store_bytes";
 
@@ -38,7 +41,8 @@ impl Counters {
                 Some((series.to_owned(), value.parse::<f64>().ok()?))
             })
             .filter(|(series, _)| {
-                series.starts_with("latchkey_") && (series.contains("_total") || series == MEMORY_STORE_BYTES)
+                (series.starts_with("latchkey_") && (series.contains("_total") || series == MEMORY_STORE_BYTES))
+                    || series == PROCESS_CPU_SECONDS
             })
             .collect();
         Counters(series)
@@ -65,6 +69,10 @@ pub struct ServerCounts {
     /// Growth of the in-process store in bytes (absent with Redis).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_store_bytes_per_flow: Option<f64>,
+    /// Server CPU time (user + system) per flow in milliseconds, warm-up included (absent when
+    /// the server does not report `process_cpu_seconds_total`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_flow: Option<f64>,
 }
 
 impl Counters {
@@ -109,6 +117,7 @@ impl ServerCounts {
             tokens_per_flow: per_flow(tokens),
             store_operations_per_flow: store_operations,
             memory_store_bytes_per_flow: growth.0.get(MEMORY_STORE_BYTES).map(|bytes| per_flow(*bytes)),
+            cpu_ms_per_flow: growth.0.get(PROCESS_CPU_SECONDS).map(|seconds| per_flow(seconds * 1000.0)),
         }
     }
 }
@@ -123,7 +132,8 @@ mod tests {
             "# TYPE latchkey_signins_total counter\n\
              latchkey_signins_total{method=\"passkey\",outcome=\"success\"} 10\n\
              latchkey_http_requests_total{route=\"/token\",method=\"POST\",status=\"200\"} 5\n\
-             latchkey_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"200\"} 1\n",
+             latchkey_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"200\"} 1\n\
+             process_cpu_seconds_total 1.5\n",
         );
         let after = Counters::parse(
             "latchkey_signins_total{method=\"passkey\",outcome=\"success\"} 30\n\
@@ -132,12 +142,16 @@ mod tests {
              latchkey_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"200\"} 2\n\
              latchkey_store_operations_total{store=\"database\",operation=\"write\"} 40\n\
              latchkey_memory_store_bytes 12000\n\
-             latchkey_http_request_duration_seconds_bucket{le=\"0.1\"} 7\n",
+             latchkey_http_request_duration_seconds_bucket{le=\"0.1\"} 7\n\
+             process_cpu_seconds_total 1.52\n\
+             process_resident_memory_bytes 9000\n",
         );
         let counts = ServerCounts::of(&after.growth_since(&before), 20);
         assert_eq!(counts.signins_per_flow, 1.0);
         assert_eq!(counts.http_requests_per_flow, 1.0);
         assert_eq!(counts.store_operations_per_flow["{store=\"database\",operation=\"write\"}"], 2.0);
         assert_eq!(counts.memory_store_bytes_per_flow, Some(600.0), "a series new since counts from zero");
+        let cpu = counts.cpu_ms_per_flow.expect("the server's CPU time is read");
+        assert!((cpu - 1.0).abs() < 1e-9, "20 ms of CPU over 20 flows: {cpu}");
     }
 }

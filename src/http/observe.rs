@@ -1,7 +1,7 @@
 //! Per-request observability: a request id on every response (`x-request-id`, generated when
 //! the client sent none) and in every log line of the request, request counts and latency
 //! histograms by route template, and `GET /metrics` (which also reports the size of the
-//! in-process ephemeral store).
+//! in-process ephemeral store and the process's CPU time).
 
 use std::time::Instant;
 
@@ -14,7 +14,9 @@ use axum::{
 
 use crate::{
     app::AppState,
-    observe::{HTTP_DURATION, HTTP_REQUESTS, MEMORY_STORE_BYTES, MEMORY_STORE_ENTRIES, prometheus},
+    observe::{
+        HTTP_DURATION, HTTP_REQUESTS, MEMORY_STORE_BYTES, MEMORY_STORE_ENTRIES, process_cpu_exposition, prometheus,
+    },
 };
 
 /// The header carrying the request id.
@@ -58,5 +60,7 @@ pub async fn metrics_get(State(state): State<AppState>) -> Response {
     if let Some(bytes) = state.ephemeral.footprint_bytes() {
         metrics::gauge!(MEMORY_STORE_BYTES).set(bytes as f64);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
+    let mut body = prometheus().render();
+    body.push_str(&process_cpu_exposition().unwrap_or_default());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

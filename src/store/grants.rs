@@ -1,14 +1,14 @@
 //! Queries over `grants` and `refresh_tokens`. A grant and its first refresh token are written
-//! in one transaction; rotation marks the old token used and stores the new one atomically, so
+//! atomically (one statement on PostgreSQL, one transaction on SQLite); rotation marks the old token used and stores the new one atomically, so
 //! of two racing refreshes only one can win.
 
 use chrono::{DateTime, Utc};
 use entity::{grant, refresh_token, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Iterable, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Iterable,
+    QueryFilter, Set, TransactionTrait,
     prelude::Uuid,
-    sea_query::{Expr, InsertStatement, Query},
+    sea_query::{Alias, CommonTableExpression, Expr, InsertStatement, Query, WithClause},
 };
 
 /// The refresh token stored with a grant: its hash and expiry.
@@ -17,24 +17,66 @@ pub struct NewRefreshToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Stores a grant and (optionally) its first refresh token in one transaction, if the grant's
-/// user exists and is enabled — checked by the INSERT itself, so no separate read of the account
-/// is needed and an account disabled meanwhile gets nothing; `false` when it was not stored.
+/// Stores a grant and (optionally) its first refresh token atomically, if the grant's user exists
+/// and is enabled — checked by the INSERT itself, so no separate read of the account is needed
+/// and an account disabled meanwhile gets nothing; `false` when it was not stored.
+///
+/// On PostgreSQL both rows go in with one statement (a data-modifying `WITH`): every statement
+/// is a round trip, and `BEGIN`/`COMMIT` would add two more. SQLite has no such `WITH`, so there
+/// it is a transaction (a call to a thread of this process, not a network round trip).
 pub async fn insert_with_refresh(
     db: &DatabaseConnection,
     grant: grant::Model,
     refresh: Option<NewRefreshToken>,
 ) -> Result<bool, DbErr> {
     let (created_at, grant_id) = (grant.created_at, grant.id);
+    let Some(refresh) = refresh else {
+        return Ok(db.execute(&insert_for_enabled_user(grant)?).await?.rows_affected() == 1);
+    };
+    if db.get_database_backend() == DbBackend::Postgres {
+        return Ok(db.execute(&insert_both(grant, refresh)?).await?.rows_affected() == 1);
+    }
     let txn = db.begin().await?;
     if txn.execute(&insert_for_enabled_user(grant)?).await?.rows_affected() != 1 {
         return Ok(false);
     }
-    if let Some(refresh) = refresh {
-        insert_refresh(&txn, grant_id, refresh, created_at).await?;
-    }
+    insert_refresh(&txn, grant_id, refresh, created_at).await?;
     txn.commit().await?;
     Ok(true)
+}
+
+/// `WITH stored AS (INSERT INTO grants … RETURNING id) INSERT INTO refresh_tokens … FROM stored`:
+/// the refresh token is stored exactly when the grant is (PostgreSQL).
+fn insert_both(grant: grant::Model, refresh: NewRefreshToken) -> Result<InsertStatement, DbErr> {
+    let created_at = grant.created_at;
+    let mut stored_grant = insert_for_enabled_user(grant)?;
+    stored_grant.returning_col(grant::Column::Id);
+    let stored = Alias::new("stored");
+    let cte = CommonTableExpression::new()
+        .query(stored_grant)
+        .column(grant::Column::Id)
+        .table_name(stored.clone())
+        .to_owned();
+    let token_row = Query::select()
+        .expr(Expr::val(refresh.hash))
+        .column(grant::Column::Id)
+        .expr(Expr::val(created_at))
+        .expr(Expr::val(refresh.expires_at))
+        .from(stored)
+        .to_owned();
+    let mut insert = Query::insert();
+    insert
+        .with_cte(WithClause::new().cte(cte).to_owned())
+        .into_table(refresh_token::Entity)
+        .columns([
+            refresh_token::Column::TokenHash,
+            refresh_token::Column::GrantId,
+            refresh_token::Column::CreatedAt,
+            refresh_token::Column::ExpiresAt,
+        ])
+        .select_from(token_row)
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(insert)
 }
 
 /// `INSERT INTO grants (…) SELECT … WHERE EXISTS (the user, enabled)`.

@@ -38,5 +38,7 @@ async fn the_generator_completes_login_flows_without_errors(backend: Backend) {
         let report = latchkey_bench::run(&options).await.expect("the generator sets up and runs");
         assert!(!report.failed(), "{login_mode:?}: flows failed:\n{}", report.table());
         assert!(report.flows >= 1, "{login_mode:?}: no flow completed:\n{}", report.table());
+        let server = report.server.as_ref().expect("the server's /metrics is read");
+        assert!(server.cpu_ms_per_flow.is_some_and(|ms| ms > 0.0), "the server's CPU time is reported");
     }
 }
