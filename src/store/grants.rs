@@ -1,6 +1,6 @@
 //! Queries over `grants` and `refresh_tokens`. A grant and its first refresh token are written
-//! atomically (one statement on PostgreSQL, one transaction on SQLite); rotation marks the old token used and stores the new one atomically, so
-//! of two racing refreshes only one can win.
+//! together (one statement on PostgreSQL, one transaction on SQLite); rotation marks the old
+//! token used and stores the new one atomically, so of two racing refreshes only one can win.
 
 use chrono::{DateTime, Utc};
 use entity::{grant, refresh_token, user};

@@ -37,8 +37,9 @@ pub fn default_max_connections(url: &str) -> u32 {
 
 /// How long a pooled connection may sit idle before it is pinged on the way out of the pool.
 /// sqlx pings on *every* acquire by default: one more round trip per statement (to the SQLite
-/// worker thread, or to PostgreSQL), measured at about a tenth of a login's CPU. A connection
-/// that broke while busy fails its statement, which answers 503 (`is_unreachable`) anyway.
+/// worker thread, or to PostgreSQL); without it an embedded login takes 35 context switches
+/// instead of 48 (docs/benchmarks.md). A connection that broke while busy fails its statement,
+/// which answers 503 (`is_unreachable`) anyway.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
 
 /// [`connect`] with an explicit pool size (`LATCHKEY_DATABASE_MAX_CONNECTIONS`).
@@ -80,7 +81,8 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// sea-orm's `one()` appends `LIMIT ?` with 1 bound as a parameter. SQLite's planner reads a bound
 /// LIMIT, and a statement whose plan read a parameter is compiled again every time that parameter
 /// is bound (`sqlite3VdbeSetVarmask`): a full parse per lookup, about 170,000 instructions, some
-/// 6 % of a login's CPU (docs/benchmarks.md). A unique key matches one row at most anyway.
+/// 6 % of a login's user-space instructions (docs/benchmarks.md). A unique key matches one row
+/// at most anyway.
 pub async fn unique<S: SelectorTrait>(
     selector: Selector<S>,
     db: &impl ConnectionTrait,
