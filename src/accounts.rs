@@ -165,6 +165,8 @@ async fn start_signup_ceremony(state: &AppState, user: NewUser) -> Result<Starte
 pub struct SignedUp {
     pub user: user::Model,
     pub session_id: String,
+    /// What the session holds.
+    pub session: Session,
 }
 
 /// Verifies the first passkey and creates the account and the passkey in one transaction.
@@ -192,7 +194,7 @@ pub async fn finish_signup(
     let session = Session::passkey(user.id, true, backup_eligible, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "account created");
-    Ok(Ok(SignedUp { user, session_id }))
+    Ok(Ok(SignedUp { user, session_id, session }))
 }
 
 async fn insert_user_with_passkey(

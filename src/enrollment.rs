@@ -91,6 +91,8 @@ pub async fn start(state: &AppState, token: &str) -> Result<Option<StartedRegist
 pub struct Enrolled {
     pub user: entity::user::Model,
     pub session_id: String,
+    /// What the session holds.
+    pub session: Session,
 }
 
 /// Verifies the new passkey, then consumes the link (atomically) and stores the passkey.
@@ -126,5 +128,5 @@ pub async fn finish(
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "enrollment link redeemed");
     crate::observe::signin("enrollment", true);
-    Ok(Ok(Enrolled { user, session_id }))
+    Ok(Ok(Enrolled { user, session_id, session }))
 }

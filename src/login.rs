@@ -56,6 +56,8 @@ pub enum UsernameOutcome {
 /// A verified sign-in.
 pub struct SignedIn {
     pub session_id: String,
+    /// What the session holds.
+    pub session: Session,
     pub user: user::Model,
     /// The passkey that was used.
     pub passkey_id: Uuid,
@@ -148,7 +150,7 @@ pub async fn finish(
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "signed in with a passkey");
     crate::observe::signin("passkey", true);
-    Ok(Ok(SignedIn { session_id, user, passkey_id }))
+    Ok(Ok(SignedIn { session_id, user, passkey_id, session }))
 }
 
 /// A verified assertion, the stored passkey it used and that passkey's owner.

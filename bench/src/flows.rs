@@ -12,6 +12,7 @@ use openidconnect::{
 use rand::RngCore;
 use reqwest::StatusCode;
 use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -133,11 +134,15 @@ impl AuthorizationRequest {
     /// checking `state` and `iss` (RFC 9207).
     pub fn code_from(&self, shared: &Shared, step: &'static str, answer: Answer) -> Result<String, FlowError> {
         let answer = answer.expect(step, StatusCode::SEE_OTHER)?;
-        let location = answer.location.unwrap_or_default();
+        self.code_in(shared, step, &answer.location.unwrap_or_default())
+    }
+
+    /// The code in `location`, the authorization response's URL, after checking `state` and `iss`.
+    pub fn code_in(&self, shared: &Shared, step: &'static str, location: &str) -> Result<String, FlowError> {
         if !location.starts_with(&shared.redirect_uri) {
             return Err(FlowError::new(step, format!("redirected to {}", location.split('?').next().unwrap_or(""))));
         }
-        let url = url::Url::parse(&location).map_err(|_| FlowError::new(step, "bad redirect URL"))?;
+        let url = url::Url::parse(location).map_err(|_| FlowError::new(step, "bad redirect URL"))?;
         let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
         if let Some(error) = param("error") {
             return Err(FlowError::new(step, error));
@@ -156,8 +161,8 @@ fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-/// The complete flow for `person`: `/authorize` → sign-in (per the login mode) → assertion →
-/// `/authorize/resume` → `/token` → ID token verified. The browser starts without a session
+/// The complete flow for `person`: `/authorize` → sign-in (per the login mode) → assertion,
+/// answered with the redirect to the client → `/token` → ID token verified. The browser starts without a session
 /// each time (a new browser, or a returning one whose session ended).
 pub async fn login(
     shared: &Shared,
@@ -191,11 +196,9 @@ pub async fn login(
         .ok_or_else(|| FlowError::new("passkey", "no allowed credential"))?;
     let verified = agent.post_json("passkey", "/login/passkey", &assertion, &mut jar, times).await?;
     let verified = verified.expect("passkey", StatusCode::OK)?;
-    if !verified.body.contains("\"/authorize/resume\"") {
-        return Err(FlowError::new("passkey", "not sent back to /authorize/resume"));
-    }
-    let answer = agent.get("resume", "/authorize/resume", &mut jar, times).await?;
-    let code = request.code_from(shared, "resume", answer)?;
+    let answer: Value = serde_json::from_str(&verified.body).map_err(|_| FlowError::new("passkey", "not JSON"))?;
+    // A first-party client's request is answered with the sign-in: straight back to it.
+    let code = request.code_in(shared, "passkey", answer["redirect_to"].as_str().unwrap_or_default())?;
     if shared.login_mode == LoginMode::Remembered {
         person.returning = jar.keeping(RETURNING_COOKIES);
     }

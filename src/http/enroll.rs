@@ -14,12 +14,17 @@ use minijinja::context;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use super::{
-    ceremony_answer, cookies,
+    ceremony_answer,
     extract::{SameOriginJson, Source, ceremony_id},
-    login::{after_sign_in, remember},
+    login::signed_in_answer,
     pages::{PageError, render},
 };
-use crate::{app::AppState, audit::Event, enrollment, error::AppError, login::RememberedUser};
+use crate::{
+    app::AppState,
+    audit::Event,
+    enrollment::{self, Enrolled},
+    error::AppError,
+};
 
 fn unusable() -> AppError {
     AppError::NotFound(
@@ -63,13 +68,8 @@ pub async fn finish_post(
             source.record(&state, Event::new("enrollment_link.used", now).user(user_id)).await;
             source.record(&state, Event::new("passkey.added", now).user(user_id).with("via", "enrollment_link")).await;
             source.record(&state, Event::new("signin.succeeded", now).user(user_id).with("method", "enrollment")).await;
-            let https = state.config.is_https();
-            let jar = jar
-                .add(cookies::build(cookies::SESSION, enrolled.session_id, Some(state.config.session_max_age), https))
-                .add(cookies::removal(cookies::CEREMONY, https));
-            let remembered = RememberedUser { name: enrolled.user.username_normalized.clone(), signed_in: true };
-            let next = after_sign_in(&jar, &state);
-            Ok((jar, remember(private, &state, &remembered), ceremony_answer::verified(next)).into_response())
+            let Enrolled { session_id, session, user } = enrolled;
+            signed_in_answer(&state, jar, private, session_id, &session, &user).await
         }
         Err(failure) => {
             let event = Event::new("signin.failed", now).with("method", "enrollment");

@@ -8,6 +8,7 @@ use axum::{
 };
 use axum_extra::extract::{CookieJar, PrivateCookieJar};
 use chrono::Utc;
+use entity::user;
 use minijinja::context;
 use webauthn_rs::prelude::PublicKeyCredential;
 
@@ -28,6 +29,7 @@ use crate::{
         pending::{self, Pending},
     },
     ratelimit,
+    session::Session,
     store::users::normalize,
 };
 
@@ -70,9 +72,25 @@ async fn pending_request(state: &AppState, jar: &CookieJar) -> Result<Option<Pen
     Ok(pending::get(&state.ephemeral, id.as_deref().unwrap_or_default()).await?)
 }
 
-/// Where the browser goes after signing in: back to the application, or to the account page.
-pub fn after_sign_in(jar: &CookieJar, state: &AppState) -> &'static str {
-    if jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).is_some() { RESUME } else { "/account" }
+/// The answer of a ceremony that signed the browser in (`session_id` names `session`): the
+/// session cookie (the ceremony's removed), the remembered user, and where to go next
+/// ([`super::oidc::after_sign_in`]).
+pub async fn signed_in_answer(
+    state: &AppState,
+    jar: CookieJar,
+    private: PrivateCookieJar,
+    session_id: String,
+    session: &Session,
+    user: &user::Model,
+) -> Result<Response, AppError> {
+    let https = state.config.is_https();
+    let jar = jar
+        .add(cookies::build(cookies::SESSION, session_id, Some(state.config.session_max_age), https))
+        .add(cookies::removal(cookies::CEREMONY, https));
+    let remembered = RememberedUser { name: user.username_normalized.clone(), signed_in: true };
+    let private = remember(private, state, &remembered);
+    let (jar, next) = super::oidc::after_sign_in(state, jar, session, user).await?;
+    Ok((jar, private, ceremony_answer::verified(&next)).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -130,14 +148,8 @@ pub async fn passkey_post(
         Ok(signed_in) => {
             let event = Event::new("signin.succeeded", now).user(signed_in.user.id).with("method", "passkey");
             source.record(&state, event.with("passkey_id", signed_in.passkey_id.to_string())).await;
-            let https = state.config.is_https();
-            let jar = jar
-                .add(cookies::build(cookies::SESSION, signed_in.session_id, Some(state.config.session_max_age), https))
-                .add(cookies::removal(cookies::CEREMONY, https));
-            let remembered = RememberedUser { name: signed_in.user.username_normalized.clone(), signed_in: true };
-            let private = remember(private, &state, &remembered);
-            let next = after_sign_in(&jar, &state);
-            Ok((jar, private, ceremony_answer::verified(next)).into_response())
+            let login::SignedIn { session_id, session, user, .. } = signed_in;
+            signed_in_answer(&state, jar, private, session_id, &session, &user).await
         }
         Err(failure) => {
             let mut event = Event::new("signin.failed", now).with("method", "passkey");

@@ -13,6 +13,7 @@ use axum::{
 };
 use axum_extra::extract::CookieJar;
 use chrono::Utc;
+use entity::user;
 use minijinja::context;
 
 use super::{
@@ -33,6 +34,7 @@ use crate::{
         pending::{self, Pending},
         token::{self, Form},
     },
+    session::Session,
     store::consents,
 };
 
@@ -201,18 +203,53 @@ fn scope_description(scope: &str) -> &'static str {
     }
 }
 
-/// Delivers an authorization response (success or error) and forgets the pending request
-/// (`stored_as`, when it was stored), so it cannot be answered twice.
+/// Where the browser goes right after `session` opened for `user`. A pending request whose
+/// answer is a plain redirect (query response mode, an http(s) redirect URI) is answered here
+/// and then, so the browser goes straight back to the application: one redirect and one
+/// request fewer than through `/authorize/resume`, which still takes every other case (consent,
+/// form post, a custom-scheme redirect URI, a sign-in that does not satisfy the request).
+/// Without a pending request, the account page.
+pub async fn after_sign_in(
+    state: &AppState,
+    jar: CookieJar,
+    session: &Session,
+    user: &user::Model,
+) -> Result<(CookieJar, String), AppError> {
+    if jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).is_none() {
+        return Ok((jar, "/account".into()));
+    }
+    let resume = || "/authorize/resume".to_owned();
+    let Some((pending_id, pending, client)) = pending_request(state, &jar).await? else {
+        return Ok((jar, resume()));
+    };
+    let plain_redirect = pending.request.response_mode == ResponseMode::Query
+        && ["https://", "http://"].iter().any(|scheme| pending.request.redirect_uri.starts_with(scheme));
+    if !plain_redirect {
+        return Ok((jar, resume()));
+    }
+    match flow::decide(state, &pending, &client, Some((session, user)), false, Utc::now()).await? {
+        Next::Answer(response) => Ok((forget_pending(state, jar, Some(&pending_id)).await?, response.redirect_url())),
+        Next::SignIn | Next::Consent => Ok((jar, resume())),
+    }
+}
+
+/// Forgets the pending request (`stored_as`, when it was stored) and its cookie, so it cannot
+/// be answered twice.
+async fn forget_pending(state: &AppState, jar: CookieJar, stored_as: Option<&str>) -> Result<CookieJar, AppError> {
+    if let Some(id) = stored_as {
+        pending::forget(&state.ephemeral, id).await?;
+    }
+    Ok(jar.add(cookies::removal(cookies::AUTHZ, state.config.is_https())))
+}
+
+/// Delivers an authorization response (success or error) and forgets the pending request.
 async fn answer(
     state: &AppState,
     jar: CookieJar,
     response: AuthorizationResponse,
     stored_as: Option<&str>,
 ) -> Result<Response, PageError> {
-    if let Some(id) = stored_as {
-        pending::forget(&state.ephemeral, id).await.map_err(AppError::from)?;
-    }
-    let jar = jar.add(cookies::removal(cookies::AUTHZ, state.config.is_https()));
+    let jar = forget_pending(state, jar, stored_as).await?;
     match response.response_mode {
         ResponseMode::Query => Ok((jar, Redirect::to(&response.redirect_url())).into_response()),
         ResponseMode::FormPost => {

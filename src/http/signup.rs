@@ -12,19 +12,18 @@ use minijinja::context;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use super::{
-    ceremony_answer, cookies,
+    ceremony_answer,
     csrf::Csrf,
     extract::{CsrfForm, SameOriginJson, Source, ceremony_id},
-    login::{after_sign_in, remember},
+    login::signed_in_answer,
     pages::{PageError, json_for_script, render},
 };
 use crate::{
-    accounts::{self, FieldErrors, SignupForm},
+    accounts::{self, FieldErrors, SignedUp, SignupForm},
     app::AppState,
     audit::Event,
     config::Signup,
     error::AppError,
-    login::RememberedUser,
 };
 
 fn ensure_open(state: &AppState) -> Result<(), AppError> {
@@ -80,14 +79,8 @@ pub async fn passkey_post(
             source.record(&state, Event::new("user.signed_up", now).user(signed_up.user.id)).await;
             let event = Event::new("signin.succeeded", now).user(signed_up.user.id).with("method", "signup");
             source.record(&state, event).await;
-            let https = state.config.is_https();
-            let jar = jar
-                .add(cookies::build(cookies::SESSION, signed_up.session_id, Some(state.config.session_max_age), https))
-                .add(cookies::removal(cookies::CEREMONY, https));
-            let remembered = RememberedUser { name: signed_up.user.username_normalized.clone(), signed_in: true };
-            let private = remember(private, &state, &remembered);
-            let next = after_sign_in(&jar, &state);
-            Ok((jar, private, ceremony_answer::verified(next)).into_response())
+            let SignedUp { session_id, session, user } = signed_up;
+            signed_in_answer(&state, jar, private, session_id, &session, &user).await
         }
         Err(failure) => {
             let retry = failure.retry.map(|s| (s.options, s.ceremony_id));

@@ -28,6 +28,9 @@ async fn person(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String
     (browser, name)
 }
 
+/// The PKCE verifier of `authorize_url`'s challenge (RFC 7636, appendix B).
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWatnlgXk";
+
 fn authorize_url(app: &TestApp, client_id: &str, extra: &str) -> String {
     format!(
         "{}/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&state=st&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256{extra}",
@@ -74,7 +77,7 @@ async fn consent_is_asked_once_and_deny_is_access_denied() {
 #[tokio::test]
 async fn prompt_login_max_age_and_login_hint_send_the_person_to_sign_in() {
     let app = TestApp::spawn(Backend::Embedded).await;
-    let (client_id, _) = register(&app, first_party()).await;
+    let (client_id, secret) = register(&app, first_party()).await;
     let mut auth = SoftAuthenticator::default();
     let (browser, name) = person(&app, &mut auth).await;
 
@@ -88,9 +91,15 @@ async fn prompt_login_max_age_and_login_hint_send_the_person_to_sign_in() {
         let login = browser.get("/login").await;
         assert!(login.body.contains("Sign in with a passkey"), "{extra}: the login shows despite the session");
         let (status, body) = browser.answer_passkey_step(&login, &mut auth).await;
-        assert_eq!((status, body["redirect_to"].as_str()), (StatusCode::OK, Some("/authorize/resume")));
+        assert_eq!(status, StatusCode::OK);
+        let answered = body["redirect_to"].as_str().unwrap_or_default();
+        assert!(answered.starts_with(REDIRECT_URI), "{extra}: straight back to the client: {answered}");
+        assert_eq!(param(answered, "state").as_deref(), Some("st"), "{extra}");
+        let code = param(answered, "code").unwrap_or_else(|| panic!("{extra}: answered with a code: {answered}"));
+        let (status, tokens, _) = redeem_code(&app, &client_id, secret.as_deref().unwrap(), &code, VERIFIER).await;
+        assert_eq!(status, StatusCode::OK, "{extra}: {tokens}");
         let resumed = browser.client.get(format!("{}/authorize/resume", app.base)).send().await.unwrap();
-        assert!(param(&location(&resumed), "code").is_some(), "{extra}: {}", location(&resumed));
+        assert_eq!(location(&resumed), "/account", "{extra}: the answered request is gone");
     }
 
     let stranger = app.browser();
@@ -99,6 +108,29 @@ async fn prompt_login_max_age_and_login_hint_send_the_person_to_sign_in() {
     assert_eq!(location(&hinted), "/login");
     let login = stranger.get("/login").await;
     assert!(login.body.contains(&format!("value=\"{name}\"")), "login_hint prefills the username step");
+}
+
+#[tokio::test]
+async fn a_sign_in_for_consent_or_form_post_continues_at_resume() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (third_party, _) = register(&app, ClientSpec { first_party: false, ..first_party() }).await;
+    let (first, _) = register(&app, first_party()).await;
+    let mut auth = SoftAuthenticator::default();
+    let (browser, _) = person(&app, &mut auth).await;
+    browser.sign_out().await;
+
+    for (client_id, extra, expected) in
+        [(&third_party, "", "Allow Test RP?"), (&first, "&response_mode=form_post", "method=\"post\"")]
+    {
+        let started = browser.client.get(authorize_url(&app, client_id, extra)).send().await.unwrap();
+        assert_eq!(location(&started), "/login", "{extra}");
+        let login = browser.get("/login").await;
+        let (status, body) = browser.answer_passkey_step(&login, &mut auth).await;
+        assert_eq!((status, body["redirect_to"].as_str()), (StatusCode::OK, Some("/authorize/resume")), "{extra}");
+        let resumed = browser.get("/authorize/resume").await;
+        assert!(resumed.body.contains(expected), "{extra}: {}", resumed.body);
+        browser.sign_out().await;
+    }
 }
 
 #[tokio::test]
