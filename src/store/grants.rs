@@ -11,6 +11,8 @@ use sea_orm::{
     sea_query::{Alias, CommonTableExpression, Expr, InsertStatement, Query, WithClause},
 };
 
+use super::sqlite_script;
+
 /// The refresh token stored with a grant: its hash and expiry.
 pub struct NewRefreshToken {
     pub hash: String,
@@ -23,27 +25,60 @@ pub struct NewRefreshToken {
 ///
 /// On PostgreSQL both rows go in with one statement (a data-modifying `WITH`): every statement
 /// is a round trip, and `BEGIN`/`COMMIT` would add two more. SQLite has no such `WITH`, so there
-/// it is a transaction (a call to a thread of this process, not a network round trip).
+/// it is a transaction of two INSERTs sent as one script ([`sqlite_script`]), the second
+/// inserting only if the first did.
 pub async fn insert_with_refresh(
     db: &DatabaseConnection,
     grant: grant::Model,
     refresh: Option<NewRefreshToken>,
 ) -> Result<bool, DbErr> {
-    let (created_at, grant_id) = (grant.created_at, grant.id);
     let Some(refresh) = refresh else {
         return Ok(db.execute(&insert_for_enabled_user(grant)?).await?.rows_affected() == 1);
     };
-    if db.get_database_backend() == DbBackend::Postgres {
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Postgres {
         return Ok(db.execute(&insert_both(grant, refresh)?).await?.rows_affected() == 1);
     }
-    let txn = db.begin().await?;
-    if txn.execute(&insert_for_enabled_user(grant)?).await?.rows_affected() != 1 {
-        return Ok(false);
-    }
-    insert_refresh(&txn, grant_id, refresh, created_at).await?;
-    txn.commit().await?;
-    Ok(true)
+    let (created_at, grant_id) = (grant.created_at, grant.id);
+    let mut stored_grant = insert_for_enabled_user(grant)?;
+    stored_grant.returning_col(grant::Column::Id);
+    let stored_token = insert_refresh_if_granted(grant_id, refresh, created_at)?;
+    let rows = sqlite_script::run(db, &[backend.build(&stored_grant), backend.build(&stored_token)]).await?;
+    Ok(rows == 2)
 }
+
+/// `INSERT INTO refresh_tokens (…) SELECT … WHERE EXISTS (the grant) RETURNING token_hash`.
+fn insert_refresh_if_granted(
+    grant_id: Uuid,
+    refresh: NewRefreshToken,
+    now: DateTime<Utc>,
+) -> Result<InsertStatement, DbErr> {
+    let grant_exists =
+        Query::select().expr(Expr::val(1)).from(grant::Entity).and_where(grant::Column::Id.eq(grant_id)).to_owned();
+    let token_row = Query::select()
+        .expr(Expr::val(refresh.hash))
+        .expr(Expr::val(grant_id))
+        .expr(Expr::val(now))
+        .expr(Expr::val(refresh.expires_at))
+        .and_where(Expr::exists(grant_exists))
+        .to_owned();
+    let mut insert = Query::insert();
+    insert
+        .into_table(refresh_token::Entity)
+        .columns(REFRESH_TOKEN_COLUMNS)
+        .select_from(token_row)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .returning_col(refresh_token::Column::TokenHash);
+    Ok(insert)
+}
+
+/// The columns a new refresh token is written with (`used_at` stays NULL).
+const REFRESH_TOKEN_COLUMNS: [refresh_token::Column; 4] = [
+    refresh_token::Column::TokenHash,
+    refresh_token::Column::GrantId,
+    refresh_token::Column::CreatedAt,
+    refresh_token::Column::ExpiresAt,
+];
 
 /// `WITH stored AS (INSERT INTO grants … RETURNING id) INSERT INTO refresh_tokens … FROM stored`:
 /// the refresh token is stored exactly when the grant is (PostgreSQL).
@@ -68,12 +103,7 @@ fn insert_both(grant: grant::Model, refresh: NewRefreshToken) -> Result<InsertSt
     insert
         .with_cte(WithClause::new().cte(cte).to_owned())
         .into_table(refresh_token::Entity)
-        .columns([
-            refresh_token::Column::TokenHash,
-            refresh_token::Column::GrantId,
-            refresh_token::Column::CreatedAt,
-            refresh_token::Column::ExpiresAt,
-        ])
+        .columns(REFRESH_TOKEN_COLUMNS)
         .select_from(token_row)
         .map_err(|e| DbErr::Custom(e.to_string()))?;
     Ok(insert)

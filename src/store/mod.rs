@@ -10,6 +10,7 @@ pub mod grants;
 pub mod passkeys;
 pub mod settings;
 pub mod signing_keys;
+pub mod sqlite_script;
 pub mod users;
 
 use std::time::Duration;
