@@ -92,21 +92,22 @@ impl Event {
 
 /// Appends `event` to the log (inside the caller's transaction, when `db` is one).
 pub async fn record(db: &impl ConnectionTrait, event: Event) -> Result<(), DbErr> {
+    rows::insert(db, row(event)).await
+}
+
+/// The row that records `event`, for a store function that writes it together with a change.
+pub fn row(event: Event) -> audit_event::Model {
     let user_agent = event.user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
-    rows::insert(
-        db,
-        audit_event::Model {
-            id: Uuid::new_v4(),
-            at: event.at,
-            kind: event.kind.to_owned(),
-            user_id: event.user_id,
-            client_id: event.client_id,
-            ip: event.ip,
-            user_agent,
-            detail: event.detail.to_string(),
-        },
-    )
-    .await
+    audit_event::Model {
+        id: Uuid::new_v4(),
+        at: event.at,
+        kind: event.kind.to_owned(),
+        user_id: event.user_id,
+        client_id: event.client_id,
+        ip: event.ip,
+        user_agent,
+        detail: event.detail.to_string(),
+    }
 }
 
 /// Which events to list.

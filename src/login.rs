@@ -15,6 +15,7 @@ use webauthn_rs::prelude::{AuthenticationResult, Passkey, PublicKeyCredential, R
 
 use crate::{
     app::AppState,
+    audit::{self, Event},
     error::AppError,
     passkey::{
         self, CeremonyError,
@@ -59,8 +60,6 @@ pub struct SignedIn {
     /// What the session holds.
     pub session: Session,
     pub user: user::Model,
-    /// The passkey that was used.
-    pub passkey_id: Uuid,
 }
 
 /// A failed verification, with fresh options to try again where the login can continue.
@@ -108,11 +107,14 @@ pub fn start_discoverable(state: &AppState, now: DateTime<Utc>) -> Started {
 }
 
 /// Verifies the browser's assertion for the ceremony `ceremony_id` and opens a session.
+/// `success` is the audit event of a success, from the request (its source); it is recorded
+/// naming the user and the passkey, together with the passkey's update.
 pub async fn finish(
     state: &AppState,
     ceremony_id: &str,
     response: &PublicKeyCredential,
     now: DateTime<Utc>,
+    success: Event,
 ) -> Result<Result<SignedIn, LoginFailure>, AppError> {
     let Some(taken) = ceremony::take_sign_in(&state.ephemeral, &state.ceremony_key, ceremony_id, now).await? else {
         return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None, user_id: None }));
@@ -144,13 +146,13 @@ pub async fn finish(
         return failure(state, &taken, err).await;
     }
     let backup_eligible = row.backup_eligible;
-    let passkey_id = row.id;
-    record_use(state, row, &result, now).await?;
+    let event = success.user(user.id).with("passkey_id", row.id.to_string());
+    record_use(state, row, &result, now, event).await?;
     let session = Session::passkey(user.id, result.user_verified(), backup_eligible, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "signed in with a passkey");
     crate::observe::signin("passkey", true);
-    Ok(Ok(SignedIn { session_id, user, passkey_id, session }))
+    Ok(Ok(SignedIn { session_id, user, session }))
 }
 
 /// A verified assertion, the stored passkey it used and that passkey's owner.
@@ -187,19 +189,20 @@ async fn owned_passkey(
 }
 
 /// Saves what the assertion changed: counter and backup state when they moved, and the time of
-/// use (backup eligibility cannot change: [`passkey::check_backup_eligibility`]).
+/// use (backup eligibility cannot change: [`passkey::check_backup_eligibility`]), with `event`.
 async fn record_use(
     state: &AppState,
     row: passkey_row::Model,
     result: &AuthenticationResult,
     now: DateTime<Utc>,
+    event: Event,
 ) -> Result<(), AppError> {
     let mut stored = passkey::parse_stored(&row.passkey_json).map_err(|e| AppError::Internal(e.into()))?;
     let updated = match stored.update_credential(result) {
         Some(true) => Some(passkey::serialize_stored(&stored)),
         _ => None,
     };
-    passkeys::record_use(&state.db, row.id, updated, result.backup_state(), now).await?;
+    passkeys::record_use(&state.db, row.id, updated, result.backup_state(), now, audit::row(event)).await?;
     Ok(())
 }
 

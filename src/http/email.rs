@@ -124,7 +124,7 @@ pub async fn link_post(
     let next = match signed_in.pending_authz {
         Some(pending) => {
             jar = jar.add(cookies::build(cookies::AUTHZ, pending, Some(crate::oidc::pending::PENDING_TTL), https));
-            "/authorize/resume"
+            super::oidc::RESUME
         }
         None => "/account",
     };

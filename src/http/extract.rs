@@ -131,6 +131,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// `event`, from this source.
+    pub fn stamp(&self, event: audit::Event) -> audit::Event {
+        event.source(self.ip.clone(), self.user_agent.clone())
+    }
+
     /// Reads the source of a request.
     pub fn of(parts: &Parts, state: &AppState) -> Source {
         let ip = client_ip(parts, &state.config.trusted_proxies).map(|ip| ip.to_string());
@@ -140,8 +145,7 @@ impl Source {
 
     /// Records `event` from this source; a failure to record is logged, never the request's.
     pub async fn record(&self, state: &AppState, event: audit::Event) {
-        let event = event.source(self.ip.clone(), self.user_agent.clone());
-        if let Err(err) = audit::record(&state.db, event).await {
+        if let Err(err) = audit::record(&state.db, self.stamp(event)).await {
             tracing::error!(error = %err, "audit event not recorded");
         }
     }

@@ -45,7 +45,7 @@ pub async fn page(
         match &pending {
             None => return Ok(Redirect::to("/account").into_response()),
             Some(p) if flow::session_satisfies(p, Some(&me.session), Utc::now()) => {
-                return Ok(Redirect::to(RESUME).into_response());
+                return Ok(Redirect::to(super::oidc::RESUME).into_response());
             }
             // The application asks for a fresh or stronger sign-in: show the login.
             Some(_) => {}
@@ -62,9 +62,6 @@ pub async fn page(
     }
     username_step(&state, jar, &csrf, &hint, None, StatusCode::OK).await
 }
-
-/// Where a pending authorization request continues after sign-in.
-const RESUME: &str = "/authorize/resume";
 
 /// The authorization request this browser is signing in for, if any.
 async fn pending_request(state: &AppState, jar: &CookieJar) -> Result<Option<Pending>, AppError> {
@@ -144,11 +141,10 @@ pub async fn passkey_post(
 ) -> Result<Response, AppError> {
     let ceremony = ceremony_id(&jar, &state);
     let now = Utc::now();
-    match login::finish(&state, &ceremony, &response, now).await? {
+    let success = source.stamp(Event::new("signin.succeeded", now).with("method", "passkey"));
+    match login::finish(&state, &ceremony, &response, now, success).await? {
         Ok(signed_in) => {
-            let event = Event::new("signin.succeeded", now).user(signed_in.user.id).with("method", "passkey");
-            source.record(&state, event.with("passkey_id", signed_in.passkey_id.to_string())).await;
-            let login::SignedIn { session_id, session, user, .. } = signed_in;
+            let login::SignedIn { session_id, session, user } = signed_in;
             signed_in_answer(&state, jar, private, session_id, &session, &user).await
         }
         Err(failure) => {

@@ -203,6 +203,9 @@ fn scope_description(scope: &str) -> &'static str {
     }
 }
 
+/// Where a pending authorization request continues after sign-in, unless answered at once.
+pub const RESUME: &str = "/authorize/resume";
+
 /// Where the browser goes right after `session` opened for `user`. A pending request whose
 /// answer is a plain redirect (query response mode, an http(s) redirect URI) is answered here
 /// and then, so the browser goes straight back to the application: one redirect and one
@@ -218,7 +221,7 @@ pub async fn after_sign_in(
     if jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).is_none() {
         return Ok((jar, "/account".into()));
     }
-    let resume = || "/authorize/resume".to_owned();
+    let resume = || RESUME.to_owned();
     let Some((pending_id, pending, client)) = pending_request(state, &jar).await? else {
         return Ok((jar, resume()));
     };

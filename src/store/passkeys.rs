@@ -2,10 +2,15 @@
 //! columns (name, flags, transports, last use) are kept beside it.
 
 use chrono::{DateTime, Utc};
-use entity::{passkey, user};
+use entity::{audit_event, passkey, user};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, prelude::Uuid,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QueryTrait, Set,
+    prelude::Uuid,
+    sea_query::{Alias, CommonTableExpression, WithClause},
 };
+
+use super::sqlite_script;
 
 /// A verified credential ready to be stored.
 #[derive(Clone, Debug)]
@@ -70,23 +75,34 @@ pub async fn find_with_owner(
     Ok(found.and_then(|(passkey, owner)| Some((passkey, owner?))))
 }
 
-/// Records a successful use: the updated credential (counter, backup state) when it changed, and
-/// the time of use.
+/// Saves what a sign-in changed on the passkey `id` (backup state, time of use, and the stored
+/// credential when its counter moved) and the sign-in's audit event, atomically and in one call
+/// to the database: a data-modifying `WITH` on PostgreSQL, a script on SQLite
+/// ([`super::sqlite_script`]). Two separate statements were two round trips and two commits.
 pub async fn record_use(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     id: Uuid,
     updated_json: Option<String>,
     backup_state: bool,
     now: DateTime<Utc>,
+    event: audit_event::Model,
 ) -> Result<(), DbErr> {
-    // One UPDATE without reading the row back (an ActiveModel update would return it).
     let mut update = passkey::Entity::update_many()
         .col_expr(passkey::Column::BackupState, backup_state.into())
         .col_expr(passkey::Column::LastUsedAt, Some(now).into());
     if let Some(json) = updated_json {
         update = update.col_expr(passkey::Column::PasskeyJson, json.into());
     }
-    update.filter(passkey::Column::Id.eq(id)).exec(db).await.map(drop)
+    let update = update.filter(passkey::Column::Id.eq(id)).into_query();
+    let mut insert_event = audit_event::Entity::insert(audit_event::ActiveModel::from(event)).into_query();
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Postgres {
+        // PostgreSQL runs a data-modifying WITH to completion whether or not the INSERT reads it.
+        let used = CommonTableExpression::new().query(update).table_name(Alias::new("used")).to_owned();
+        insert_event.with_cte(WithClause::new().cte(used).to_owned());
+        return db.execute(&insert_event).await.map(drop);
+    }
+    sqlite_script::run(db, &[backend.build(&update), backend.build(&insert_event)]).await.map(drop)
 }
 
 /// Renames one of a user's passkeys; `false` when the user has no such passkey.

@@ -345,8 +345,11 @@ async fn sign_ins_are_audited(backend: Backend) {
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["user.signed_up", "signin.succeeded", "signin.succeeded", "signin.failed"], "{kinds:?}");
     assert!(events[2].detail.contains("\"method\":\"passkey\""), "{}", events[2].detail);
-    assert!(events[2].detail.contains("passkey_id"));
+    let passkeys = latchkey::store::passkeys::list_for_user(&app.state.db, user.id).await.unwrap();
+    let used = passkeys[0].id.to_string();
+    assert!(events[2].detail.contains(&format!("\"passkey_id\":\"{used}\"")), "{}", events[2].detail);
     assert_eq!(events[2].ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(passkeys[0].last_used_at, Some(events[2].at), "the use is saved with its event");
     let failures = entity::audit_event::Entity::find()
         .filter(entity::audit_event::Column::Kind.eq("signin.failed"))
         .all(&app.state.db)

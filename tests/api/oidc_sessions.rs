@@ -29,7 +29,7 @@ async fn person(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String
 }
 
 /// The PKCE verifier of `authorize_url`'s challenge (RFC 7636, appendix B).
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWatnlgXk";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 fn authorize_url(app: &TestApp, client_id: &str, extra: &str) -> String {
     format!(
