@@ -1,14 +1,17 @@
 //! Queries over `grants` and `refresh_tokens`. A grant and its first refresh token are written
-//! together (one statement on PostgreSQL, one transaction on SQLite); rotation marks the old
-//! token used and stores the new one atomically, so of two racing refreshes only one can win.
+//! together; rotation marks the old token used and stores the new one atomically, so of two
+//! racing refreshes only one can win. Each of these writes is one statement on PostgreSQL (a
+//! data-modifying `WITH`) and one script on SQLite ([`sqlite_script`]).
 
 use chrono::{DateTime, Utc};
 use entity::{grant, refresh_token, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Iterable,
-    QueryFilter, Set, TransactionTrait,
+    QueryFilter, QueryTrait,
     prelude::Uuid,
-    sea_query::{Alias, CommonTableExpression, Expr, InsertStatement, Query, WithClause},
+    sea_query::{
+        Alias, CommonTableExpression, Expr, InsertStatement, Query, SimpleExpr, SubQueryStatement, WithClause,
+    },
 };
 
 use super::sqlite_script;
@@ -36,31 +39,33 @@ pub async fn insert_with_refresh(
         return Ok(db.execute(&insert_for_enabled_user(grant)?).await?.rows_affected() == 1);
     };
     let backend = db.get_database_backend();
-    if backend == DbBackend::Postgres {
-        return Ok(db.execute(&insert_both(grant, refresh)?).await?.rows_affected() == 1);
-    }
     let (created_at, grant_id) = (grant.created_at, grant.id);
     let mut stored_grant = insert_for_enabled_user(grant)?;
     stored_grant.returning_col(grant::Column::Id);
-    let stored_token = insert_refresh_if_granted(grant_id, refresh, created_at)?;
+    if backend == DbBackend::Postgres {
+        let both = insert_refresh_after(stored_grant, refresh, created_at)?;
+        return Ok(db.execute(&both).await?.rows_affected() == 1);
+    }
+    let grant_exists =
+        Query::select().expr(Expr::val(1)).from(grant::Entity).and_where(grant::Column::Id.eq(grant_id)).to_owned();
+    let stored_token = insert_refresh_if(Expr::exists(grant_exists), grant_id, refresh, created_at)?;
     let rows = sqlite_script::run(db, &[backend.build(&stored_grant), backend.build(&stored_token)]).await?;
     Ok(rows == 2)
 }
 
-/// `INSERT INTO refresh_tokens (…) SELECT … WHERE EXISTS (the grant) RETURNING token_hash`.
-fn insert_refresh_if_granted(
+/// `INSERT INTO refresh_tokens (…) SELECT … WHERE condition RETURNING token_hash` (SQLite).
+fn insert_refresh_if(
+    condition: SimpleExpr,
     grant_id: Uuid,
     refresh: NewRefreshToken,
     now: DateTime<Utc>,
 ) -> Result<InsertStatement, DbErr> {
-    let grant_exists =
-        Query::select().expr(Expr::val(1)).from(grant::Entity).and_where(grant::Column::Id.eq(grant_id)).to_owned();
     let token_row = Query::select()
         .expr(Expr::val(refresh.hash))
         .expr(Expr::val(grant_id))
         .expr(Expr::val(now))
         .expr(Expr::val(refresh.expires_at))
-        .and_where(Expr::exists(grant_exists))
+        .and_where(condition)
         .to_owned();
     let mut insert = Query::insert();
     insert
@@ -72,32 +77,23 @@ fn insert_refresh_if_granted(
     Ok(insert)
 }
 
-/// The columns a new refresh token is written with (`used_at` stays NULL).
-const REFRESH_TOKEN_COLUMNS: [refresh_token::Column; 4] = [
-    refresh_token::Column::TokenHash,
-    refresh_token::Column::GrantId,
-    refresh_token::Column::CreatedAt,
-    refresh_token::Column::ExpiresAt,
-];
-
-/// `WITH stored AS (INSERT INTO grants … RETURNING id) INSERT INTO refresh_tokens … FROM stored`:
-/// the refresh token is stored exactly when the grant is (PostgreSQL).
-fn insert_both(grant: grant::Model, refresh: NewRefreshToken) -> Result<InsertStatement, DbErr> {
-    let created_at = grant.created_at;
-    let mut stored_grant = insert_for_enabled_user(grant)?;
-    stored_grant.returning_col(grant::Column::Id);
-    let stored = Alias::new("stored");
-    let cte = CommonTableExpression::new()
-        .query(stored_grant)
-        .column(grant::Column::Id)
-        .table_name(stored.clone())
-        .to_owned();
+/// `WITH source (grant_id) AS (statement) INSERT INTO refresh_tokens … SELECT …, grant_id, …
+/// FROM source`: the token is stored exactly when `statement` wrote a row, under the grant id
+/// it returned (PostgreSQL).
+fn insert_refresh_after(
+    statement: impl Into<SubQueryStatement>,
+    refresh: NewRefreshToken,
+    now: DateTime<Utc>,
+) -> Result<InsertStatement, DbErr> {
+    let (source, grant_id) = (Alias::new("source"), Alias::new("grant_id"));
+    let cte =
+        CommonTableExpression::new().query(statement).column(grant_id.clone()).table_name(source.clone()).to_owned();
     let token_row = Query::select()
         .expr(Expr::val(refresh.hash))
-        .column(grant::Column::Id)
-        .expr(Expr::val(created_at))
+        .column(grant_id)
+        .expr(Expr::val(now))
         .expr(Expr::val(refresh.expires_at))
-        .from(stored)
+        .from(source)
         .to_owned();
     let mut insert = Query::insert();
     insert
@@ -108,6 +104,14 @@ fn insert_both(grant: grant::Model, refresh: NewRefreshToken) -> Result<InsertSt
         .map_err(|e| DbErr::Custom(e.to_string()))?;
     Ok(insert)
 }
+
+/// The columns a new refresh token is written with (`used_at` stays NULL).
+const REFRESH_TOKEN_COLUMNS: [refresh_token::Column; 4] = [
+    refresh_token::Column::TokenHash,
+    refresh_token::Column::GrantId,
+    refresh_token::Column::CreatedAt,
+    refresh_token::Column::ExpiresAt,
+];
 
 /// `INSERT INTO grants (…) SELECT … WHERE EXISTS (the user, enabled)`.
 fn insert_for_enabled_user(grant: grant::Model) -> Result<InsertStatement, DbErr> {
@@ -126,22 +130,6 @@ fn insert_for_enabled_user(grant: grant::Model) -> Result<InsertStatement, DbErr
     Ok(insert)
 }
 
-async fn insert_refresh(
-    db: &impl ConnectionTrait,
-    grant_id: Uuid,
-    refresh: NewRefreshToken,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let row = refresh_token::ActiveModel {
-        token_hash: Set(refresh.hash),
-        grant_id: Set(grant_id),
-        created_at: Set(now),
-        expires_at: Set(refresh.expires_at),
-        used_at: Set(None),
-    };
-    refresh_token::Entity::insert(row).exec_without_returning(db).await.map(drop)
-}
-
 /// A grant by id.
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<grant::Model>, DbErr> {
     super::unique(grant::Entity::find_by_id(id).into_model(), db).await
@@ -153,7 +141,9 @@ pub async fn find_refresh(db: &impl ConnectionTrait, hash: &str) -> Result<Optio
 }
 
 /// Marks `old_hash` used and stores its successor, atomically. `false` when the old token was
-/// already used (a concurrent refresh won): nothing is stored then.
+/// already used (a concurrent refresh won): nothing is stored then. One statement on
+/// PostgreSQL (the UPDATE in a `WITH`), one script on SQLite (the INSERT only if the UPDATE
+/// changed a row: `changes()` is the count of the last completed statement).
 pub async fn rotate_refresh(
     db: &DatabaseConnection,
     grant_id: Uuid,
@@ -161,19 +151,18 @@ pub async fn rotate_refresh(
     new: NewRefreshToken,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let txn = db.begin().await?;
-    let marked = refresh_token::Entity::update_many()
+    let mut mark_used = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
         .filter(refresh_token::Column::TokenHash.eq(old_hash))
         .filter(refresh_token::Column::UsedAt.is_null())
-        .exec(&txn)
-        .await?;
-    if marked.rows_affected != 1 {
-        return Ok(false);
+        .into_query();
+    mark_used.returning_col(refresh_token::Column::GrantId);
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Postgres {
+        return Ok(db.execute(&insert_refresh_after(mark_used, new, now)?).await?.rows_affected() == 1);
     }
-    insert_refresh(&txn, grant_id, new, now).await?;
-    txn.commit().await?;
-    Ok(true)
+    let store_new = insert_refresh_if(Expr::cust("changes() = 1"), grant_id, new, now)?;
+    Ok(sqlite_script::run(db, &[backend.build(&mark_used), backend.build(&store_new)]).await? == 2)
 }
 
 /// Revokes one grant (every token it issued dies with it).
