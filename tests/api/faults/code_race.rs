@@ -20,12 +20,25 @@ const RACERS: usize = 50;
 
 on_both_backends!(concurrent_redemptions_of_one_code, concurrent_refreshes_of_one_token);
 
-async fn concurrent_redemptions_of_one_code(backend: Backend) {
+/// A code issued to a confidential client, for the racers.
+struct Issued {
+    app: Arc<TestApp>,
+    client_id: String,
+    secret: String,
+    code: String,
+    verifier: String,
+}
+
+async fn issued(backend: Backend) -> Issued {
     let app = Arc::new(TestApp::spawn(backend).await);
     let (client_id, secret) = register(&app, first_party()).await;
-    let secret = secret.unwrap();
     let (browser, _, _) = signed_in_person(&app).await;
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
+    Issued { app, client_id, secret: secret.unwrap(), code, verifier }
+}
+
+async fn concurrent_redemptions_of_one_code(backend: Backend) {
+    let Issued { app, client_id, secret, code, verifier } = issued(backend).await;
 
     let mut racers = tokio::task::JoinSet::new();
     for _ in 0..RACERS {
@@ -55,11 +68,7 @@ async fn concurrent_redemptions_of_one_code(backend: Backend) {
 /// Of refreshes racing with one refresh token, exactly one rotates it; the others present a
 /// used token, which is reuse (RFC 9700 §4.14.2): `invalid_grant`, and the grant is revoked.
 async fn concurrent_refreshes_of_one_token(backend: Backend) {
-    let app = Arc::new(TestApp::spawn(backend).await);
-    let (client_id, secret) = register(&app, first_party()).await;
-    let secret = secret.unwrap();
-    let (browser, _, _) = signed_in_person(&app).await;
-    let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
+    let Issued { app, client_id, secret, code, verifier } = issued(backend).await;
     let tokens = redeem_code(&app, &client_id, &secret, &code, &verifier).await.1;
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
 
