@@ -34,8 +34,12 @@ impl Default for MemoryStore {
     }
 }
 
+/// A stored value: its bytes, exactly as long as they are (a `Vec` from a serialiser keeps up to
+/// twice that in spare capacity, for as long as the entry lives), and its expiry.
+type Entry = (Box<[u8]>, Instant);
+
 struct Entries {
-    map: HashMap<String, (Vec<u8>, Instant)>,
+    map: HashMap<Box<str>, Entry>,
     /// Map size after the last sweep; the next sweep runs when the map has doubled.
     swept_at_len: usize,
     /// The cap on the number of entries.
@@ -67,8 +71,8 @@ impl Entries {
         }
     }
 
-    fn live(&self, key: &str, now: Instant) -> Option<&Vec<u8>> {
-        self.map.get(key).filter(|(_, expires)| *expires > now).map(|(v, _)| v)
+    fn live(&self, key: &str, now: Instant) -> Option<&[u8]> {
+        self.map.get(key).filter(|(_, expires)| *expires > now).map(|(v, _)| &**v)
     }
 }
 
@@ -97,7 +101,7 @@ impl EphemeralStore for MemoryStore {
         let now = Instant::now();
         let mut entries = self.lock();
         entries.make_room(key, now);
-        entries.map.insert(key.to_owned(), (value, now + ttl));
+        entries.map.insert(key.into(), (value.into_boxed_slice(), now + ttl));
         Ok(())
     }
 
@@ -108,7 +112,7 @@ impl EphemeralStore for MemoryStore {
             return Ok(false);
         }
         entries.make_room(key, now);
-        entries.map.insert(key.to_owned(), (value, now + ttl));
+        entries.map.insert(key.into(), (value.into_boxed_slice(), now + ttl));
         Ok(true)
     }
 
@@ -116,17 +120,17 @@ impl EphemeralStore for MemoryStore {
         let now = Instant::now();
         let mut entries = self.lock();
         let live = entries.map.get_mut(key).filter(|(_, expires)| *expires > now);
-        Ok(live.map(|(old, _)| std::mem::replace(old, value)))
+        Ok(live.map(|(old, _)| std::mem::replace(old, value.into_boxed_slice()).into_vec()))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {
-        Ok(self.lock().live(key, Instant::now()).cloned())
+        Ok(self.lock().live(key, Instant::now()).map(<[u8]>::to_vec))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, EphemeralError> {
         let now = Instant::now();
         let taken = self.lock().map.remove(key);
-        Ok(taken.filter(|(_, expires)| *expires > now).map(|(v, _)| v))
+        Ok(taken.filter(|(_, expires)| *expires > now).map(|(v, _)| v.into_vec()))
     }
 
     async fn delete(&self, key: &str) -> Result<(), EphemeralError> {
@@ -146,8 +150,8 @@ impl EphemeralStore for MemoryStore {
         // The table's slots (key, value and expiry headers, one control byte each), whether in
         // use or not, and every key's and value's buffer; the allocator's rounding aside.
         let entries = self.lock();
-        let slots = entries.map.capacity() * (std::mem::size_of::<(String, (Vec<u8>, Instant))>() + 1);
-        Some(slots + entries.map.iter().map(|(key, (value, _))| key.capacity() + value.capacity()).sum::<usize>())
+        let slots = entries.map.capacity() * (std::mem::size_of::<(Box<str>, Entry)>() + 1);
+        Some(slots + entries.map.iter().map(|(key, (value, _))| key.len() + value.len()).sum::<usize>())
     }
 
     async fn increment(&self, key: &str, window: Duration) -> Result<(u64, Duration), EphemeralError> {
@@ -158,7 +162,7 @@ impl EphemeralStore for MemoryStore {
             Some((value, expires)) => (decode_count(value) + 1, *expires),
             None => (1, now + window),
         };
-        entries.map.insert(key.to_owned(), (count.to_be_bytes().to_vec(), expires));
+        entries.map.insert(key.into(), (Box::new(count.to_be_bytes()), expires));
         Ok((count, expires - now))
     }
 }
@@ -187,6 +191,19 @@ mod tests {
         assert!(one - empty >= 300 + "session:1".len(), "{empty} → {one}");
         store.delete("session:1").await.unwrap();
         assert!(store.footprint_bytes().unwrap() < one);
+    }
+
+    #[tokio::test]
+    async fn keeps_no_spare_capacity_of_the_values_it_is_given() {
+        let store = MemoryStore::new();
+        store.put("warm-up", vec![0], Duration::from_secs(60)).await.unwrap();
+        let before = store.footprint_bytes().unwrap();
+        let mut value = Vec::with_capacity(4096);
+        value.extend_from_slice(&[7; 300]);
+        store.put("session:1", value, Duration::from_secs(60)).await.unwrap();
+        let grown = store.footprint_bytes().unwrap() - before;
+        assert_eq!(grown, 300 + "session:1".len(), "the table had room: only the key and the 300 bytes");
+        assert_eq!(store.get("session:1").await.unwrap(), Some(vec![7; 300]));
     }
 
     #[tokio::test]
