@@ -10,7 +10,8 @@ use sea_orm::{
     QueryFilter, QueryTrait,
     prelude::Uuid,
     sea_query::{
-        Alias, CommonTableExpression, Expr, InsertStatement, Query, SimpleExpr, SubQueryStatement, WithClause,
+        Alias, CommonTableExpression, Expr, InsertStatement, Query, SelectStatement, SimpleExpr, SubQueryStatement,
+        WithClause,
     },
 };
 
@@ -49,7 +50,7 @@ pub async fn insert_with_refresh(
     let grant_exists =
         Query::select().expr(Expr::val(1)).from(grant::Entity).and_where(grant::Column::Id.eq(grant_id)).to_owned();
     let stored_token = insert_refresh_if(Expr::exists(grant_exists), grant_id, refresh, created_at)?;
-    let rows = sqlite_script::run(db, &[backend.build(&stored_grant), backend.build(&stored_token)]).await?;
+    let rows = sqlite_script::run(db, [backend.build(&stored_grant), backend.build(&stored_token)]).await?;
     Ok(rows == 2)
 }
 
@@ -60,20 +61,10 @@ fn insert_refresh_if(
     refresh: NewRefreshToken,
     now: DateTime<Utc>,
 ) -> Result<InsertStatement, DbErr> {
-    let token_row = Query::select()
-        .expr(Expr::val(refresh.hash))
-        .expr(Expr::val(grant_id))
-        .expr(Expr::val(now))
-        .expr(Expr::val(refresh.expires_at))
-        .and_where(condition)
-        .to_owned();
-    let mut insert = Query::insert();
-    insert
-        .into_table(refresh_token::Entity)
-        .columns(REFRESH_TOKEN_COLUMNS)
-        .select_from(token_row)
-        .map_err(|e| DbErr::Custom(e.to_string()))?
-        .returning_col(refresh_token::Column::TokenHash);
+    let mut row = token_row(refresh, Expr::val(grant_id), now);
+    row.and_where(condition);
+    let mut insert = insert_token(row)?;
+    insert.returning_col(refresh_token::Column::TokenHash);
     Ok(insert)
 }
 
@@ -88,19 +79,30 @@ fn insert_refresh_after(
     let (source, grant_id) = (Alias::new("source"), Alias::new("grant_id"));
     let cte =
         CommonTableExpression::new().query(statement).column(grant_id.clone()).table_name(source.clone()).to_owned();
-    let token_row = Query::select()
+    let mut row = token_row(refresh, Expr::col(grant_id), now);
+    row.from(source);
+    let mut insert = insert_token(row)?;
+    insert.with_cte(WithClause::new().cte(cte).to_owned());
+    Ok(insert)
+}
+
+/// `SELECT hash, grant_id, now, expires_at`: a new refresh token's row, in [`REFRESH_TOKEN_COLUMNS`] order.
+fn token_row(refresh: NewRefreshToken, grant_id: SimpleExpr, now: DateTime<Utc>) -> SelectStatement {
+    Query::select()
         .expr(Expr::val(refresh.hash))
-        .column(grant_id)
+        .expr(grant_id)
         .expr(Expr::val(now))
         .expr(Expr::val(refresh.expires_at))
-        .from(source)
-        .to_owned();
+        .to_owned()
+}
+
+/// `INSERT INTO refresh_tokens (…) <row>`.
+fn insert_token(row: SelectStatement) -> Result<InsertStatement, DbErr> {
     let mut insert = Query::insert();
     insert
-        .with_cte(WithClause::new().cte(cte).to_owned())
         .into_table(refresh_token::Entity)
         .columns(REFRESH_TOKEN_COLUMNS)
-        .select_from(token_row)
+        .select_from(row)
         .map_err(|e| DbErr::Custom(e.to_string()))?;
     Ok(insert)
 }
@@ -162,7 +164,7 @@ pub async fn rotate_refresh(
         return Ok(db.execute(&insert_refresh_after(mark_used, new, now)?).await?.rows_affected() == 1);
     }
     let store_new = insert_refresh_if(Expr::cust("changes() = 1"), grant_id, new, now)?;
-    Ok(sqlite_script::run(db, &[backend.build(&mark_used), backend.build(&store_new)]).await? == 2)
+    Ok(sqlite_script::run(db, [backend.build(&mark_used), backend.build(&store_new)]).await? == 2)
 }
 
 /// Revokes one grant (every token it issued dies with it).

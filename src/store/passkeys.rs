@@ -102,7 +102,7 @@ pub async fn record_use(
         insert_event.with_cte(WithClause::new().cte(used).to_owned());
         return db.execute(&insert_event).await.map(drop);
     }
-    sqlite_script::run(db, &[backend.build(&update), backend.build(&insert_event)]).await.map(drop)
+    sqlite_script::run(db, [backend.build(&update), backend.build(&insert_event)]).await.map(drop)
 }
 
 /// Renames one of a user's passkeys; `false` when the user has no such passkey.

@@ -20,13 +20,13 @@ use sea_query_sqlx::SqlxValues;
 ///
 /// A script that fails part-way leaves its transaction open on the connection, so that
 /// connection is closed, which rolls the transaction back, rather than returned to the pool.
-pub async fn run(db: &DatabaseConnection, statements: &[Statement]) -> Result<usize, DbErr> {
+pub async fn run(db: &DatabaseConnection, statements: impl IntoIterator<Item = Statement>) -> Result<usize, DbErr> {
     let mut script = String::from("BEGIN IMMEDIATE;");
     let mut values = Vec::new();
     for statement in statements {
         script.push_str(&statement.sql);
         script.push(';');
-        values.extend(statement.values.iter().flat_map(|v| v.0.iter().cloned()));
+        values.extend(statement.values.into_iter().flat_map(|v| v.0));
     }
     script.push_str("COMMIT");
     let mut connection = db.get_sqlite_connection_pool().acquire().await.map_err(acquire_error)?;
@@ -89,7 +89,7 @@ mod tests {
     #[tokio::test]
     async fn binds_each_statements_values_in_order_and_counts_returned_rows() {
         let Database(_, db) = &database().await;
-        assert_eq!(run(db, &[insert(1, Some("a")), insert(2, Some("b"))]).await.unwrap(), 2);
+        assert_eq!(run(db, [insert(1, Some("a")), insert(2, Some("b"))]).await.unwrap(), 2);
         let rows = db.query_all_raw(Statement::from_string(DbBackend::Sqlite, "SELECT id, name FROM t")).await.unwrap();
         let pairs: Vec<(i64, String)> =
             rows.iter().map(|r| (r.try_get("", "id").unwrap(), r.try_get("", "name").unwrap())).collect();
@@ -100,9 +100,9 @@ mod tests {
     async fn a_failing_statement_leaves_nothing_and_the_next_transaction_works() {
         let Database(_, db) = &database().await;
         // The second INSERT breaks NOT NULL after the first has run.
-        assert!(run(db, &[insert(1, Some("a")), insert(2, None)]).await.is_err());
+        assert!(run(db, [insert(1, Some("a")), insert(2, None)]).await.is_err());
         assert_eq!(names(db).await, 0, "the first INSERT was rolled back");
-        assert_eq!(run(db, &[insert(3, Some("c"))]).await.unwrap(), 1);
+        assert_eq!(run(db, [insert(3, Some("c"))]).await.unwrap(), 1);
         assert_eq!(names(db).await, 1);
     }
 }
