@@ -483,17 +483,17 @@ type Parts = (Signer, DecodingKey, CoreJsonWebKey);
 
 /// A private key parsed once, ready to sign. `jsonwebtoken`'s `EncodingKey` keeps only the DER
 /// and parses it again at every signature (for P-256 that derives the public key, a second
-/// scalar multiplication), and its pure-Rust P-256 and RSA are 4–6× slower than `ring`'s
-/// assembly, so Latchkey signs with these and assembles the compact JWS (RFC 7515 §7.1) itself.
-/// The header and claims are serialised exactly as `jsonwebtoken::encode` does, so the tokens
-/// verify with any JOSE library; the keys stay in the PEM formats the RustCrypto crates write.
+/// scalar multiplication), so Latchkey signs with these (AWS-LC through `aws-lc-rs`) and
+/// assembles the compact JWS (RFC 7515 §7.1) itself. The header and claims are serialised
+/// exactly as `jsonwebtoken::encode` does, so the tokens verify with any JOSE library; the keys
+/// stay in the PEM formats the RustCrypto crates write.
 enum Signer {
-    /// RSASSA-PKCS1-v1_5 with SHA-256 (`ring` blinds the private-key operation).
-    Rs256(ring::signature::RsaKeyPair),
-    /// ECDSA P-256 with SHA-256; the signature is `r || s` (RFC 7518 §3.4). `ring` derives the
-    /// nonce from the key, the message and fresh randomness.
-    Es256(ring::signature::EcdsaKeyPair),
-    /// Ed25519 (RFC 8037 §3.1); `ed25519-dalek` is as fast as `ring` here.
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (AWS-LC blinds the private-key operation).
+    Rs256(aws_lc_rs::signature::RsaKeyPair),
+    /// ECDSA P-256 with SHA-256; the signature is `r || s` (RFC 7518 §3.4). AWS-LC generates the
+    /// nonce.
+    Es256(aws_lc_rs::signature::EcdsaKeyPair),
+    /// Ed25519 (RFC 8037 §3.1); `ed25519-dalek` is as fast as AWS-LC here.
     EdDsa(ed25519_dalek::SigningKey),
 }
 
@@ -511,11 +511,11 @@ impl Signer {
 
     fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
         use ed25519_dalek::Signer as _;
-        let rng = ring::rand::SystemRandom::new();
+        let rng = aws_lc_rs::rand::SystemRandom::new();
         Ok(match self {
             Signer::Rs256(key) => {
-                let mut signature = vec![0; key.public().modulus_len()];
-                key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                let mut signature = vec![0; key.public_modulus_len()];
+                key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
                     .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
                 signature
             }
@@ -535,8 +535,8 @@ fn rsa_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
     let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem)?;
     let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
     let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-    let signer = ring::signature::RsaKeyPair::from_der(key.to_pkcs1_der()?.as_bytes())
-        .map_err(|rejected| anyhow::anyhow!("ring rejects the RSA key: {rejected}"))?;
+    let signer = aws_lc_rs::signature::RsaKeyPair::from_der(key.to_pkcs1_der()?.as_bytes())
+        .map_err(|rejected| anyhow::anyhow!("AWS-LC rejects the RSA key: {rejected}"))?;
     Ok((Signer::Rs256(signer), decoding, CoreJsonWebKey::new_rsa(n, e, kid)))
 }
 
@@ -545,13 +545,12 @@ fn p256_parts(pem: &str, kid: Option<JsonWebKeyId>) -> anyhow::Result<Parts> {
     let key = p256::ecdsa::SigningKey::from_pkcs8_pem(pem)?;
     let point = key.verifying_key().to_encoded_point(false);
     let (x, y) = point.x().zip(point.y()).context("an uncompressed point has both coordinates")?;
-    let signer = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
-        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+    let signer = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_and_public_key(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
         &key.to_bytes(),
         point.as_bytes(),
-        &ring::rand::SystemRandom::new(),
     )
-    .map_err(|rejected| anyhow::anyhow!("ring rejects the P-256 key: {rejected}"))?;
+    .map_err(|rejected| anyhow::anyhow!("AWS-LC rejects the P-256 key: {rejected}"))?;
     // jsonwebtoken's EC "DER" verification key is the SEC1 point, as its from_ec_components builds.
     let decoding = DecodingKey::from_ec_der(point.as_bytes());
     let jwk = CoreJsonWebKey::new_ec(x.to_vec(), y.to_vec(), CoreJsonCurveType::P256, kid);
