@@ -3,6 +3,7 @@
 //! and return entity models; the rules about *when* to call them live in the domain modules.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod clients;
 pub mod consents;
 pub mod enrollment_links;
@@ -43,7 +44,8 @@ pub fn default_max_connections(url: &str) -> u32 {
 /// which answers 503 (`is_unreachable`) anyway.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
 
-/// [`connect`] with an explicit pool size (`LATCHKEY_DATABASE_MAX_CONNECTIONS`).
+/// [`connect`] with an explicit pool size (`LATCHKEY_DATABASE_MAX_CONNECTIONS`). A SQLite file
+/// gets a [`checkpoint`] task, so its pooled connections never checkpoint themselves.
 pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -57,12 +59,20 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
+                .pragma("wal_autocheckpoint", "0")
         });
-    if url.starts_with("sqlite::memory:") {
+    let in_memory = url.starts_with("sqlite::memory:");
+    if in_memory {
         // Each in-memory SQLite connection is its own database.
         options.max_connections(1);
     }
-    Database::connect(options).await
+    let db = Database::connect(options).await?;
+    if db.get_database_backend() == DbBackend::Sqlite && !in_memory {
+        checkpoint::spawn(url, db.get_sqlite_connection_pool().clone())
+            .await
+            .map_err(|err| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err))))?;
+    }
+    Ok(db)
 }
 
 /// Applies every pending migration, in one transaction. On PostgreSQL a transaction-scoped
