@@ -23,7 +23,11 @@
 //! stops); the last connection to close copies what is left and removes the log, as SQLite
 //! always does.
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::{Duration, SystemTime},
+};
 
 use sea_orm::sqlx::{
     self, ConnectOptions, Connection, SqliteConnection, SqlitePool,
@@ -31,7 +35,7 @@ use sea_orm::sqlx::{
 };
 
 /// How often the log is copied. At the token endpoint's full speed some 1,500 pages are
-/// committed per tick; an idle database costs two statements per tick.
+/// committed per tick.
 pub const TICK: Duration = Duration::from_millis(100);
 
 /// Pages in the log (4 KiB each) from which it is started over on a pooled connection: a 16 MB
@@ -49,49 +53,79 @@ pub async fn spawn(url: &str, pool: SqlitePool) -> Result<(), sqlx::Error> {
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(5))
         .disable_statement_logging();
-    let mut connection = SqliteConnection::connect_with(&options).await?;
-    let closed = pool.close_event();
+    let mut log_file = options.get_filename().as_os_str().to_owned();
+    log_file.push("-wal");
+    let mut checkpointer =
+        Checkpointer { connection: SqliteConnection::connect_with(&options).await?, pool, log_file: log_file.into() };
+    let closed = checkpointer.pool.close_event();
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(TICK);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let checkpoints = async {
-            let mut failing = false;
-            loop {
-                ticks.tick().await;
-                match checkpoint(&mut connection, &pool).await {
-                    Ok(()) => failing = false,
-                    Err(error) if !failing => {
-                        failing = true;
-                        tracing::warn!(%error, "copying the SQLite write-ahead log failed; retrying every tick");
-                    }
-                    Err(_) => {}
-                }
-            }
-        };
         tokio::select! {
             () = closed => {}
-            () = checkpoints => {}
+            () = checkpointer.run() => {}
         }
     });
     Ok(())
 }
 
-/// One pass: passive copies until one finds nothing committed since the one before (then the
-/// next commit starts the log over), at most [`CATCH_UP_PASSES`] after the first; then, if
-/// the log is still [`RESTART_AT`] pages long, a restart on a pooled connection.
-async fn checkpoint(connection: &mut SqliteConnection, pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    let mut log_pages = run(connection, "PRAGMA wal_checkpoint(PASSIVE)").await?;
-    for _ in 0..CATCH_UP_PASSES {
-        let pages_now = run(connection, "PRAGMA wal_checkpoint(PASSIVE)").await?;
-        if pages_now <= log_pages {
-            return Ok(());
+struct Checkpointer {
+    connection: SqliteConnection,
+    pool: SqlitePool,
+    log_file: PathBuf,
+}
+
+impl Checkpointer {
+    /// A pass every [`TICK`], skipped while the log file is as it was before a pass that
+    /// copied it all: it changes with every commit and with nothing a checkpoint does, so an
+    /// idle database costs one `stat` per tick rather than statements on another thread.
+    async fn run(&mut self) {
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut copied_at, mut failing) = (None, false);
+        loop {
+            ticks.tick().await;
+            let before = log_stamp(&self.log_file);
+            if before.is_some() && before == copied_at {
+                continue;
+            }
+            match self.checkpoint().await {
+                Ok(copied_all) => {
+                    failing = false;
+                    copied_at = before.filter(|_| copied_all);
+                }
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(%error, "copying the SQLite write-ahead log failed; retrying every tick");
+                }
+                Err(_) => {}
+            }
         }
-        log_pages = pages_now;
     }
-    if log_pages >= RESTART_AT {
-        run(&mut *pool.acquire().await?, "PRAGMA wal_checkpoint(RESTART)").await?;
+
+    /// One pass: passive copies until one finds nothing committed since the one before (then
+    /// the next commit starts the log over), at most [`CATCH_UP_PASSES`] after the first;
+    /// then, if the log is still [`RESTART_AT`] pages long, a restart on a pooled connection.
+    /// Returns whether the whole log was copied.
+    async fn checkpoint(&mut self) -> Result<bool, sqlx::Error> {
+        let mut log_pages = run(&mut self.connection, "PRAGMA wal_checkpoint(PASSIVE)").await?;
+        for _ in 0..CATCH_UP_PASSES {
+            let pages_now = run(&mut self.connection, "PRAGMA wal_checkpoint(PASSIVE)").await?;
+            if pages_now <= log_pages {
+                return Ok(true);
+            }
+            log_pages = pages_now;
+        }
+        if log_pages < RESTART_AT {
+            return Ok(false);
+        }
+        run(&mut *self.pool.acquire().await?, "PRAGMA wal_checkpoint(RESTART)").await?;
+        Ok(true)
     }
-    Ok(())
+}
+
+/// The log file's length and modification time, if it exists.
+fn log_stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.len(), metadata.modified().ok()?))
 }
 
 /// Runs a `wal_checkpoint` pragma and returns how many pages the log held.
