@@ -39,8 +39,8 @@ use sea_orm::sqlx::{
 pub const TICK: Duration = Duration::from_millis(100);
 
 /// Pages in the log (4 KiB each) from which it is started over on a pooled connection: a 16 MB
-/// log at most, plus a tick's commits. 2,000 and 8,000 gave the same p99 at half load; 1,000
-/// (a restart every tick) gave more stalls (docs/benchmarks.md).
+/// log at most, plus a tick's commits. At half the token endpoint's full speed 2,000, 4,000 and
+/// 8,000 gave a p99 of 3.1–3.3 ms; 1,000, a restart every tick, 6 ms (docs/benchmarks.md).
 pub const RESTART_AT: i64 = 4_000;
 
 /// Passive copies after the first while each finds new commits.
