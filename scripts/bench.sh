@@ -44,7 +44,11 @@ out=${LATCHKEY_BENCH_OUT:-$target_dir/bench/$stamp}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-echo "== building (release)" >&2
+# The figures depend on the build: the release profile (fat LTO) measured 17-24 % less server
+# CPU per flow than release without LTO (docs/benchmarks.md), so overrides are recorded.
+overrides=$(env | grep -E '^CARGO_(PROFILE_RELEASE_|ENCODED_RUSTFLAGS|BUILD_RUSTFLAGS)|^RUSTFLAGS' | sort | tr '\n' ' ' || true)
+echo "${overrides:-release profile as in Cargo.toml}" >"$out/build.txt"
+echo "== building (release; ${overrides:-release profile as in Cargo.toml})" >&2
 cargo build --release --quiet -p latchkey -p latchkey-bench
 latchkey=$target_dir/release/latchkey
 generator=$target_dir/release/latchkey-bench
