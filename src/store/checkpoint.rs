@@ -139,16 +139,7 @@ mod tests {
     use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
     use super::*;
-
-    fn path() -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("latchkey-checkpoint-{}.db", uuid::Uuid::new_v4().simple()))
-    }
-
-    fn remove(path: &std::path::Path) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-    }
+    use crate::store::TempDatabase;
 
     async fn wal_autocheckpoint(db: &DatabaseConnection) -> i64 {
         let row = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_autocheckpoint")).await;
@@ -159,11 +150,10 @@ mod tests {
     /// with every commit (10,000 commits of a 4 KiB row write well over 40 MB of log).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_log_is_started_over_while_commits_go_on() {
-        let path = path();
-        let db = super::super::connect_with(&format!("sqlite://{}?mode=rwc", path.display()), 1).await.unwrap();
-        assert_eq!(wal_autocheckpoint(&db).await, 0, "the pooled connection must not checkpoint");
+        let temp = TempDatabase::new().await;
+        let (db, wal) = (&temp.db, temp.log_file());
+        assert_eq!(wal_autocheckpoint(db).await, 0, "the pooled connection must not checkpoint");
         db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").await.unwrap();
-        let wal = format!("{}-wal", path.display());
         let mut largest = 0;
         for id in 0..10_000_i64 {
             let insert = Statement::from_sql_and_values(
@@ -174,8 +164,6 @@ mod tests {
             db.execute_raw(insert).await.unwrap();
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }
-        db.close().await.unwrap();
-        remove(&path);
         let bound = (RESTART_AT as u64 + 4_000) * 4_200;
         assert!(largest < bound, "the log grew to {largest} bytes (bound {bound})");
     }

@@ -70,7 +70,7 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
     if db.get_database_backend() == DbBackend::Sqlite && !in_memory {
         checkpoint::spawn(url, db.get_sqlite_connection_pool().clone())
             .await
-            .map_err(|err| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err))))?;
+            .map_err(sqlite_script::connection_error)?;
     }
     Ok(db)
 }
@@ -123,6 +123,38 @@ pub fn unique_violation(err: &DbErr) -> Option<String> {
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(detail)) => Some(detail),
         _ => None,
+    }
+}
+
+/// A SQLite file database for unit tests that need one (a closed in-memory connection takes its
+/// database with it, and only a file has a write-ahead log), removed with its log when dropped.
+#[cfg(test)]
+pub(crate) struct TempDatabase {
+    pub path: std::path::PathBuf,
+    pub db: DatabaseConnection,
+}
+
+#[cfg(test)]
+impl TempDatabase {
+    /// A fresh file, opened as the embedded default opens one (one pooled connection).
+    pub async fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("latchkey-test-{}.db", uuid::Uuid::new_v4().simple()));
+        let db = connect_with(&format!("sqlite://{}?mode=rwc", path.display()), 1).await.unwrap();
+        Self { path, db }
+    }
+
+    /// The path of its write-ahead log.
+    pub fn log_file(&self) -> String {
+        format!("{}-wal", self.path.display())
+    }
+}
+
+#[cfg(test)]
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
     }
 }
 

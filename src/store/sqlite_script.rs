@@ -29,7 +29,7 @@ pub async fn run(db: &DatabaseConnection, statements: impl IntoIterator<Item = S
         values.extend(statement.values.into_iter().flat_map(|v| v.0));
     }
     script.push_str("COMMIT");
-    let mut connection = db.get_sqlite_connection_pool().acquire().await.map_err(acquire_error)?;
+    let mut connection = db.get_sqlite_connection_pool().acquire().await.map_err(connection_error)?;
     let query = sqlx::query_with(AssertSqlSafe(script), SqlxValues(Values(values)));
     match query.fetch_all(&mut *connection).await {
         Ok(rows) => Ok(rows.len()),
@@ -40,8 +40,8 @@ pub async fn run(db: &DatabaseConnection, statements: impl IntoIterator<Item = S
     }
 }
 
-/// As sea-orm reports a connection it could not get from the pool.
-fn acquire_error(err: sqlx::Error) -> DbErr {
+/// As sea-orm reports a connection it could not get from the pool, or open.
+pub(super) fn connection_error(err: sqlx::Error) -> DbErr {
     match err {
         sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
         sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
@@ -54,24 +54,12 @@ mod tests {
     use sea_orm::{ConnectionTrait, DbBackend};
 
     use super::*;
+    use crate::store::TempDatabase;
 
-    /// A file database (a closed in-memory connection would take its database with it), removed
-    /// when the test ends.
-    struct Database(std::path::PathBuf, DatabaseConnection);
-
-    impl Drop for Database {
-        fn drop(&mut self) {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-            }
-        }
-    }
-
-    async fn database() -> Database {
-        let path = std::env::temp_dir().join(format!("latchkey-script-{}.db", uuid::Uuid::new_v4().simple()));
-        let db = crate::store::connect_with(&format!("sqlite://{}?mode=rwc", path.display()), 1).await.unwrap();
-        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").await.unwrap();
-        Database(path, db)
+    async fn database() -> TempDatabase {
+        let temp = TempDatabase::new().await;
+        temp.db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").await.unwrap();
+        temp
     }
 
     fn insert(id: i64, name: Option<&str>) -> Statement {
@@ -88,7 +76,7 @@ mod tests {
 
     #[tokio::test]
     async fn binds_each_statements_values_in_order_and_counts_returned_rows() {
-        let Database(_, db) = &database().await;
+        let TempDatabase { db, .. } = &database().await;
         assert_eq!(run(db, [insert(1, Some("a")), insert(2, Some("b"))]).await.unwrap(), 2);
         let rows = db.query_all_raw(Statement::from_string(DbBackend::Sqlite, "SELECT id, name FROM t")).await.unwrap();
         let pairs: Vec<(i64, String)> =
@@ -98,7 +86,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_statement_leaves_nothing_and_the_next_transaction_works() {
-        let Database(_, db) = &database().await;
+        let TempDatabase { db, .. } = &database().await;
         // The second INSERT breaks NOT NULL after the first has run.
         assert!(run(db, [insert(1, Some("a")), insert(2, None)]).await.is_err());
         assert_eq!(names(db).await, 0, "the first INSERT was rolled back");
