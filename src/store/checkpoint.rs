@@ -146,8 +146,11 @@ mod tests {
         row.unwrap().unwrap().try_get_by_index(0).unwrap()
     }
 
-    /// Commits without pause for longer than a tick: the log must be started over, not grow
-    /// with every commit (10,000 commits of a 4 KiB row write well over 40 MB of log).
+    /// Commits without pause for many ticks: the log must be started over, not grow with every
+    /// commit. 10,000 commits of a 4 KiB row write 129 MB of log when nothing copies it; with
+    /// the task the log stays near [`RESTART_AT`] pages (16 MB) plus what is committed while a
+    /// tick waits. A test binary runs tests side by side on few cores, so the task may be late
+    /// by many ticks; the bound allows for that and still fails without the task.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_log_is_started_over_while_commits_go_on() {
         let temp = TempDatabase::new().await;
@@ -164,7 +167,7 @@ mod tests {
             db.execute_raw(insert).await.unwrap();
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }
-        let bound = (RESTART_AT as u64 + 4_000) * 4_200;
+        let bound = 64 << 20;
         assert!(largest < bound, "the log grew to {largest} bytes (bound {bound})");
     }
 }
