@@ -22,7 +22,7 @@ use crate::{
     },
     passkey::PasskeyService,
     session::SessionPolicy,
-    store,
+    store::{self, sqlite_script::GroupCommit},
 };
 
 /// Everything a request may need; cheap to clone.
@@ -33,6 +33,8 @@ pub struct AppState(Arc<AppInner>);
 pub struct AppInner {
     pub config: Config,
     pub db: DatabaseConnection,
+    /// Write transactions that go to SQLite as scripts, committed in groups.
+    pub writes: GroupCommit,
     pub ephemeral: Ephemeral,
     pub passkeys: PasskeyService,
     /// Encrypts and signs cookies (the remembered user).
@@ -110,6 +112,7 @@ impl AppState {
         let (config_smtp, config_from) = (config.smtp_url.clone(), config.mail_from.clone());
         Ok(AppState(Arc::new(AppInner {
             config,
+            writes: GroupCommit::new(db.clone()),
             db,
             ephemeral,
             passkeys,

@@ -202,7 +202,7 @@ async fn record_use(
         Some(true) => Some(passkey::serialize_stored(&stored)),
         _ => None,
     };
-    passkeys::record_use(&state.db, row.id, updated, result.backup_state(), now, audit::row(event)).await?;
+    passkeys::record_use(&state.writes, row.id, updated, result.backup_state(), now, audit::row(event)).await?;
     Ok(())
 }
 

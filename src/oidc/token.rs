@@ -234,7 +234,7 @@ async fn store_grant(
     let expires_at = grant_expiry(state, client, &grant.scopes, &grant.context, now);
     let row = grant_row(grant, grant_id, expires_at, now);
     let stored_refresh = refresh.as_ref().map(|(_, hash)| NewRefreshToken { hash: hash.clone(), expires_at });
-    if !grants::insert_with_refresh(&state.db, row, stored_refresh).await? {
+    if !grants::insert_with_refresh(&state.writes, row, stored_refresh).await? {
         return Err(account_gone());
     }
     Ok((person, refresh))
@@ -310,7 +310,7 @@ async fn refresh(
     let user = live_user(state, grant.user_id).await?;
     let (new_token, new_hash) = new_refresh_token();
     let next = NewRefreshToken { hash: new_hash, expires_at: token.expires_at };
-    if !grants::rotate_refresh(&state.db, grant.id, &hash, next, now).await? {
+    if !grants::rotate_refresh(&state.writes, grant.id, &hash, next, now).await? {
         revoke_replayed(state, client, grant.id, "refresh_token", now).await?;
         return Err(invalid_grant("The refresh token was already used."));
     }

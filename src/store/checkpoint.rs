@@ -138,7 +138,6 @@ async fn run(connection: &mut SqliteConnection, pragma: &'static str) -> Result<
 mod tests {
     use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
-    use super::*;
     use crate::store::TempDatabase;
 
     async fn wal_autocheckpoint(db: &DatabaseConnection) -> i64 {
@@ -148,7 +147,7 @@ mod tests {
 
     /// Commits without pause for many ticks: the log must be started over, not grow with every
     /// commit. 10,000 commits of a 4 KiB row write 129 MB of log when nothing copies it; with
-    /// the task the log stays near [`RESTART_AT`] pages (16 MB) plus what is committed while a
+    /// the task the log stays near [`super::RESTART_AT`] pages (16 MB) plus what is committed while a
     /// tick waits. A test binary runs tests side by side on few cores, so the task may be late
     /// by many ticks; the bound allows for that and still fails without the task.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

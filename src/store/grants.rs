@@ -1,13 +1,12 @@
 //! Queries over `grants` and `refresh_tokens`. A grant and its first refresh token are written
 //! together; rotation marks the old token used and stores the new one atomically, so of two
 //! racing refreshes only one can win. Each of these writes is one statement on PostgreSQL (a
-//! data-modifying `WITH`) and one script on SQLite ([`sqlite_script`]).
+//! data-modifying `WITH`) and one script on SQLite ([`super::sqlite_script`]).
 
 use chrono::{DateTime, Utc};
 use entity::{grant, refresh_token, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Iterable,
-    QueryFilter, QueryTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, Iterable, QueryFilter, QueryTrait,
     prelude::Uuid,
     sea_query::{
         Alias, CommonTableExpression, Expr, InsertStatement, Query, SelectStatement, SimpleExpr, SubQueryStatement,
@@ -15,7 +14,7 @@ use sea_orm::{
     },
 };
 
-use super::sqlite_script;
+use super::sqlite_script::GroupCommit;
 
 /// The refresh token stored with a grant: its hash and expiry.
 pub struct NewRefreshToken {
@@ -29,13 +28,14 @@ pub struct NewRefreshToken {
 ///
 /// On PostgreSQL both rows go in with one statement (a data-modifying `WITH`): every statement
 /// is a round trip, and `BEGIN`/`COMMIT` would add two more. SQLite has no such `WITH`, so there
-/// it is a transaction of two INSERTs sent as one script ([`sqlite_script`]), the second
+/// it is a transaction of two INSERTs sent as one script ([`GroupCommit`]), the second
 /// inserting only if the first did.
 pub async fn insert_with_refresh(
-    db: &DatabaseConnection,
+    writes: &GroupCommit,
     grant: grant::Model,
     refresh: Option<NewRefreshToken>,
 ) -> Result<bool, DbErr> {
+    let db = writes.db();
     let Some(refresh) = refresh else {
         return Ok(db.execute(&insert_for_enabled_user(grant)?).await?.rows_affected() == 1);
     };
@@ -50,7 +50,7 @@ pub async fn insert_with_refresh(
     let grant_exists =
         Query::select().expr(Expr::val(1)).from(grant::Entity).and_where(grant::Column::Id.eq(grant_id)).to_owned();
     let stored_token = insert_refresh_if(Expr::exists(grant_exists), grant_id, refresh, created_at)?;
-    let rows = sqlite_script::run(db, [backend.build(&stored_grant), backend.build(&stored_token)]).await?;
+    let rows = writes.run([backend.build(&stored_grant), backend.build(&stored_token)]).await?;
     Ok(rows == 2)
 }
 
@@ -147,7 +147,7 @@ pub async fn find_refresh(db: &impl ConnectionTrait, hash: &str) -> Result<Optio
 /// PostgreSQL (the UPDATE in a `WITH`), one script on SQLite (the INSERT only if the UPDATE
 /// changed a row: `changes()` is the count of the last completed statement).
 pub async fn rotate_refresh(
-    db: &DatabaseConnection,
+    writes: &GroupCommit,
     grant_id: Uuid,
     old_hash: &str,
     new: NewRefreshToken,
@@ -159,12 +159,13 @@ pub async fn rotate_refresh(
         .filter(refresh_token::Column::UsedAt.is_null())
         .into_query();
     mark_used.returning_col(refresh_token::Column::GrantId);
+    let db = writes.db();
     let backend = db.get_database_backend();
     if backend == DbBackend::Postgres {
         return Ok(db.execute(&insert_refresh_after(mark_used, new, now)?).await?.rows_affected() == 1);
     }
     let store_new = insert_refresh_if(Expr::cust("changes() = 1"), grant_id, new, now)?;
-    Ok(sqlite_script::run(db, [backend.build(&mark_used), backend.build(&store_new)]).await? == 2)
+    Ok(writes.run([backend.build(&mark_used), backend.build(&store_new)]).await? == 2)
 }
 
 /// Revokes one grant (every token it issued dies with it).

@@ -4,13 +4,13 @@
 use chrono::{DateTime, Utc};
 use entity::{audit_event, passkey, user};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QueryTrait, Set,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QueryTrait,
+    Set,
     prelude::Uuid,
     sea_query::{Alias, CommonTableExpression, WithClause},
 };
 
-use super::sqlite_script;
+use super::sqlite_script::GroupCommit;
 
 /// A verified credential ready to be stored.
 #[derive(Clone, Debug)]
@@ -80,7 +80,7 @@ pub async fn find_with_owner(
 /// to the database: a data-modifying `WITH` on PostgreSQL, a script on SQLite
 /// ([`super::sqlite_script`]). Two separate statements were two round trips and two commits.
 pub async fn record_use(
-    db: &DatabaseConnection,
+    writes: &GroupCommit,
     id: Uuid,
     updated_json: Option<String>,
     backup_state: bool,
@@ -95,14 +95,14 @@ pub async fn record_use(
     }
     let update = update.filter(passkey::Column::Id.eq(id)).into_query();
     let mut insert_event = audit_event::Entity::insert(audit_event::ActiveModel::from(event)).into_query();
-    let backend = db.get_database_backend();
+    let backend = writes.db().get_database_backend();
     if backend == DbBackend::Postgres {
         // PostgreSQL runs a data-modifying WITH to completion whether or not the INSERT reads it.
         let used = CommonTableExpression::new().query(update).table_name(Alias::new("used")).to_owned();
         insert_event.with_cte(WithClause::new().cte(used).to_owned());
-        return db.execute(&insert_event).await.map(drop);
+        return writes.db().execute(&insert_event).await.map(drop);
     }
-    sqlite_script::run(db, [backend.build(&update), backend.build(&insert_event)]).await.map(drop)
+    writes.run([backend.build(&update), backend.build(&insert_event)]).await.map(drop)
 }
 
 /// Renames one of a user's passkeys; `false` when the user has no such passkey.

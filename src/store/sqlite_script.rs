@@ -1,43 +1,146 @@
-//! A write transaction on SQLite in one call to the connection's thread.
+//! Write transactions on SQLite, each in one call to the connection's thread, committed in
+//! groups.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and sends it every statement as a
 //! command: a round trip of two context switches, and one more round trip when the connection
 //! goes back to the pool. A sea-orm transaction of two INSERTs is five such round trips (BEGIN,
 //! INSERT, INSERT, COMMIT, release); on the token endpoint, context switching was the largest
-//! single cost (docs/benchmarks.md). [`run`] sends the whole transaction as one script instead.
+//! single cost (docs/benchmarks.md). A transaction is sent as one script instead.
+//!
+//! Under load many requests have a transaction to commit at once, and SQLite commits one at a
+//! time. [`GroupCommit`] queues them and sends those waiting as one script, `BEGIN IMMEDIATE;
+//! …; COMMIT`: one commit and one round trip for the group, and a page that several of them
+//! change goes to the write-ahead log once, not once per transaction. Should the group fail,
+//! each of its transactions runs again alone, so a transaction's failure is its own and the
+//! others commit.
 
-use std::sync::Arc;
-
+use futures_util::StreamExt;
 use sea_orm::{
-    ConnAcquireErr, DatabaseConnection, DbErr, RuntimeErr, Statement,
+    ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement,
     sea_query::Values,
-    sqlx::{self, AssertSqlSafe},
+    sqlx::{self, AssertSqlSafe, Either, Executor, SqlitePool},
 };
 use sea_query_sqlx::SqlxValues;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Transactions committed together at most: bounds a script's length and how long the last of
+/// a group waits for the first.
+const MAX_GROUP: usize = 64;
+
+/// The database, and on SQLite the queue of write transactions sent as scripts.
+pub struct GroupCommit {
+    db: DatabaseConnection,
+    queue: Option<mpsc::UnboundedSender<Transaction>>,
+}
+
+/// A queued transaction and where its outcome goes: how many rows its statements returned.
+struct Transaction {
+    statements: Vec<Statement>,
+    done: oneshot::Sender<Result<usize, DbErr>>,
+}
+
+impl GroupCommit {
+    /// Wraps `db`; on SQLite starts the task that commits the queue, which ends when this is
+    /// dropped.
+    pub fn new(db: DatabaseConnection) -> Self {
+        let queue = (db.get_database_backend() == DbBackend::Sqlite).then(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(commit_queued(db.get_sqlite_connection_pool().clone(), receiver));
+            sender
+        });
+        Self { db, queue }
+    }
+
+    /// The database, for everything else.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Runs `statements` as one SQLite transaction, with whatever other transactions are
+    /// waiting; returns how many rows they returned (through `RETURNING`). On any other
+    /// database there is no script to run: use a statement of its own.
+    pub async fn run(&self, statements: impl IntoIterator<Item = Statement>) -> Result<usize, DbErr> {
+        let queue = self.queue.as_ref().ok_or_else(|| DbErr::Custom("SQLite scripts need SQLite".into()))?;
+        let (done, outcome) = oneshot::channel();
+        let stopped = || DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed);
+        queue.send(Transaction { statements: statements.into_iter().collect(), done }).map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+/// Commits what is queued, in groups of whatever waited while the group before was committed.
+async fn commit_queued(pool: SqlitePool, mut queue: mpsc::UnboundedReceiver<Transaction>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        commit_group(&pool, std::mem::take(&mut group)).await;
+    }
+}
+
+async fn commit_group(pool: &SqlitePool, group: Vec<Transaction>) {
+    if group.len() > 1 {
+        match run_script(pool, group.iter().flat_map(|t| &t.statements)).await {
+            Ok(rows) => return answer_each(group, rows),
+            // Every transaction would wait for a connection again: one answer for all.
+            Err(err @ DbErr::ConnectionAcquire(_)) => {
+                return group.into_iter().for_each(|t| drop(t.done.send(Err(err.clone()))));
+            }
+            Err(_) => {}
+        }
+    }
+    for transaction in group {
+        let outcome = run_script(pool, transaction.statements.iter()).await;
+        let _ = transaction.done.send(outcome.map(|rows| rows.iter().sum()));
+    }
+}
+
+/// Hands each transaction of a committed group the rows its own statements returned.
+fn answer_each(group: Vec<Transaction>, rows_per_statement: Vec<usize>) {
+    let mut rows = rows_per_statement.into_iter();
+    for transaction in group {
+        let returned = rows.by_ref().take(transaction.statements.len()).sum();
+        let _ = transaction.done.send(Ok(returned));
+    }
+}
 
 /// Runs `statements` as one transaction, `BEGIN IMMEDIATE; …; COMMIT`, sent to SQLite as one
-/// script; returns how many rows the statements returned (through `RETURNING`).
+/// script; returns how many rows each statement returned.
 ///
 /// A script that fails part-way leaves its transaction open on the connection, so that
 /// connection is closed, which rolls the transaction back, rather than returned to the pool.
-pub async fn run(db: &DatabaseConnection, statements: impl IntoIterator<Item = Statement>) -> Result<usize, DbErr> {
+async fn run_script<'a>(
+    pool: &SqlitePool,
+    statements: impl Iterator<Item = &'a Statement>,
+) -> Result<Vec<usize>, DbErr> {
     let mut script = String::from("BEGIN IMMEDIATE;");
     let mut values = Vec::new();
     for statement in statements {
         script.push_str(&statement.sql);
         script.push(';');
-        values.extend(statement.values.into_iter().flat_map(|v| v.0));
+        values.extend(statement.values.iter().flat_map(|v| v.0.iter().cloned()));
     }
     script.push_str("COMMIT");
-    let mut connection = db.get_sqlite_connection_pool().acquire().await.map_err(connection_error)?;
+    let mut connection = pool.acquire().await.map_err(connection_error)?;
     let query = sqlx::query_with(AssertSqlSafe(script), SqlxValues(Values(values)));
-    match query.fetch_all(&mut *connection).await {
-        Ok(rows) => Ok(rows.len()),
-        Err(err) => {
-            connection.close_on_drop();
-            Err(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))))
+    // One `Left` as each statement completes, after the rows it returned.
+    let mut results = (&mut *connection).fetch_many(query);
+    let mut rows_per_statement = Vec::new();
+    let mut rows = 0;
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(Either::Right(_row)) => rows += 1,
+            Ok(Either::Left(_done)) => rows_per_statement.push(std::mem::take(&mut rows)),
+            Err(err) => {
+                drop(results);
+                connection.close_on_drop();
+                return Err(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))));
+            }
         }
     }
+    // BEGIN and COMMIT returned nothing.
+    rows_per_statement.pop();
+    rows_per_statement.remove(0);
+    Ok(rows_per_statement)
 }
 
 /// As sea-orm reports a connection it could not get from the pool, or open.
@@ -51,15 +154,16 @@ pub(super) fn connection_error(err: sqlx::Error) -> DbErr {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ConnectionTrait, DbBackend};
+    use sea_orm::ConnectionTrait;
 
     use super::*;
     use crate::store::TempDatabase;
 
-    async fn database() -> TempDatabase {
+    async fn database() -> (TempDatabase, Arc<GroupCommit>) {
         let temp = TempDatabase::new().await;
         temp.db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").await.unwrap();
-        temp
+        let writes = Arc::new(GroupCommit::new(temp.db.clone()));
+        (temp, writes)
     }
 
     fn insert(id: i64, name: Option<&str>) -> Statement {
@@ -70,14 +174,15 @@ mod tests {
         )
     }
 
-    async fn names(db: &DatabaseConnection) -> usize {
-        db.query_all_raw(Statement::from_string(DbBackend::Sqlite, "SELECT id FROM t")).await.unwrap().len()
+    async fn ids(db: &DatabaseConnection) -> Vec<i64> {
+        let rows = db.query_all_raw(Statement::from_string(DbBackend::Sqlite, "SELECT id FROM t ORDER BY id")).await;
+        rows.unwrap().iter().map(|r| r.try_get("", "id").unwrap()).collect()
     }
 
     #[tokio::test]
     async fn binds_each_statements_values_in_order_and_counts_returned_rows() {
-        let TempDatabase { db, .. } = &database().await;
-        assert_eq!(run(db, [insert(1, Some("a")), insert(2, Some("b"))]).await.unwrap(), 2);
+        let (TempDatabase { db, .. }, writes) = &database().await;
+        assert_eq!(writes.run([insert(1, Some("a")), insert(2, Some("b"))]).await.unwrap(), 2);
         let rows = db.query_all_raw(Statement::from_string(DbBackend::Sqlite, "SELECT id, name FROM t")).await.unwrap();
         let pairs: Vec<(i64, String)> =
             rows.iter().map(|r| (r.try_get("", "id").unwrap(), r.try_get("", "name").unwrap())).collect();
@@ -86,11 +191,43 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_statement_leaves_nothing_and_the_next_transaction_works() {
-        let TempDatabase { db, .. } = &database().await;
+        let (TempDatabase { db, .. }, writes) = &database().await;
         // The second INSERT breaks NOT NULL after the first has run.
-        assert!(run(db, [insert(1, Some("a")), insert(2, None)]).await.is_err());
-        assert_eq!(names(db).await, 0, "the first INSERT was rolled back");
-        assert_eq!(run(db, [insert(3, Some("c"))]).await.unwrap(), 1);
-        assert_eq!(names(db).await, 1);
+        assert!(writes.run([insert(1, Some("a")), insert(2, None)]).await.is_err());
+        assert_eq!(ids(db).await, [0_i64; 0], "the first INSERT was rolled back");
+        assert_eq!(writes.run([insert(3, Some("c"))]).await.unwrap(), 1);
+        assert_eq!(ids(db).await, [3]);
+    }
+
+    /// Sends 40 transactions at once (they are committed as groups): transaction `n` inserts
+    /// `n % 3` rows, with ids from `first_id`, and `failing`, if any, breaks NOT NULL in its
+    /// second INSERT. Each must be told the rows its own statements returned, and the failing
+    /// one must fail alone. Returns the ids that should now be stored.
+    async fn send_together(writes: &Arc<GroupCommit>, first_id: i64, failing: Option<i64>) -> Vec<i64> {
+        let mut sent = tokio::task::JoinSet::new();
+        for n in 0..40_i64 {
+            let writes = writes.clone();
+            let statements: Vec<_> = (0..n % 3)
+                .map(|k| insert(first_id + n * 10 + k, (Some(n) != failing || k == 0).then_some("x")))
+                .collect();
+            sent.spawn(async move { (n, writes.run(statements).await) });
+        }
+        while let Some(joined) = sent.join_next().await {
+            match joined.unwrap() {
+                (n, outcome) if Some(n) == failing => assert!(outcome.is_err(), "transaction {n} must fail"),
+                (n, outcome) => assert_eq!(outcome.unwrap(), (n % 3) as usize, "rows of transaction {n}"),
+            }
+        }
+        let stored = (0..40_i64).filter(|&n| Some(n) != failing);
+        stored.flat_map(|n| (0..n % 3).map(move |k| first_id + n * 10 + k)).collect()
+    }
+
+    #[tokio::test]
+    async fn transactions_sent_together_each_get_their_own_outcome() {
+        let (TempDatabase { db, .. }, writes) = &database().await;
+        let mut expected = send_together(writes, 0, None).await;
+        assert_eq!(ids(db).await, expected);
+        expected.extend(send_together(writes, 1_000, Some(17)).await);
+        assert_eq!(ids(db).await, expected);
     }
 }
