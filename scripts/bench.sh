@@ -97,7 +97,8 @@ run() {
   (
     while kill -0 "$server_pid" 2>/dev/null; do
       rss=$(rss_kb 2>/dev/null || echo 0)
-      ((rss > peak)) && peak=$rss && echo "$peak" >"$out/$backend-$name.peak"
+      # Written whole and renamed: killed mid-write, the sampler leaves the last peak intact.
+      ((rss > peak)) && peak=$rss && echo "$peak" >"$out/$backend-$name.peak.tmp" && mv "$out/$backend-$name.peak.tmp" "$out/$backend-$name.peak"
       sleep 0.2
     done
   ) &
@@ -109,7 +110,7 @@ run() {
   kill "$sampler_pid" 2>/dev/null || true
   wait "$sampler_pid" 2>/dev/null || true
   sampler_pid=
-  echo "{\"rss_before_kb\": $before, \"rss_peak_kb\": $(cat "$out/$backend-$name.peak" 2>/dev/null || echo 0), \"rss_after_kb\": $(rss_kb), \"loadavg\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" \
+  echo "{\"rss_before_kb\": $before, \"rss_peak_kb\": $(cat "$out/$backend-$name.peak" 2>/dev/null || echo "$before"), \"rss_after_kb\": $(rss_kb), \"loadavg\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" \
     >"$out/$backend-$name.rss.json"
   if ((status != 0)); then echo "bench.sh: $backend $name: the generator reported failures (exit $status)" >&2; failed=true; fi
 }
