@@ -46,29 +46,17 @@ pub const RESTART_AT: i64 = 4_000;
 /// Passive copies after the first while each finds new commits.
 const CATCH_UP_PASSES: usize = 4;
 
-/// The name of the thread that runs the task's connection, by which [`give_way`] finds it.
-const THREAD_NAME: &str = "latchkey-wal";
-
-/// That thread's niceness. 10 gets it about a tenth of a core that other work keeps busy, which
-/// keeps the log bounded (the unit test below, with four busy loops on two cores: 22 MB at
-/// most); at 19, the least, it got about 1 % and the log grew to 129 MB, as if there were no
-/// task. The pooled connection's restart needs this task's passes to decide on it.
-#[cfg(target_os = "linux")]
-const NICENESS: libc::c_int = 10;
-
 /// Starts the checkpointer of the SQLite database at `url`, which `pool` has open; it stops
 /// when `pool` closes. A failure is logged once and retried every tick.
 pub async fn spawn(url: &str, pool: SqlitePool) -> Result<(), sqlx::Error> {
     let options = SqliteConnectOptions::from_str(url)?
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(5))
-        .disable_statement_logging()
-        .thread_name(|_| THREAD_NAME.to_owned());
+        .disable_statement_logging();
     let mut log_file = options.get_filename().as_os_str().to_owned();
     log_file.push("-wal");
     let mut checkpointer =
         Checkpointer { connection: SqliteConnection::connect_with(&options).await?, pool, log_file: log_file.into() };
-    give_way();
     let closed = checkpointer.pool.close_event();
     tokio::spawn(async move {
         tokio::select! {
@@ -134,32 +122,6 @@ impl Checkpointer {
     }
 }
 
-/// Gives the task connection's thread a low CPU priority ([`NICENESS`]), on Linux: it copies
-/// pages while requests leave the core idle, and a request that becomes ready takes the core
-/// from it at once instead of waiting out its time slice. Copying 100 ms of commits took the
-/// core for milliseconds at a time, the token endpoint's p99 at half load (docs/benchmarks.md).
-#[cfg(target_os = "linux")]
-fn give_way() {
-    for id in copying_threads() {
-        // SAFETY: setpriority takes plain integers and touches no memory; a failure (not
-        // permitted, the thread gone) leaves the priority as it was.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, id, NICENESS) };
-    }
-}
-
-/// The ids of this process's threads called [`THREAD_NAME`].
-#[cfg(target_os = "linux")]
-fn copying_threads() -> Vec<libc::id_t> {
-    let Ok(threads) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
-    let named_ours = |thread: &std::fs::DirEntry| {
-        std::fs::read_to_string(thread.path().join("comm")).is_ok_and(|name| name.trim_end() == THREAD_NAME)
-    };
-    threads.flatten().filter(named_ours).filter_map(|thread| thread.file_name().to_str()?.parse().ok()).collect()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn give_way() {}
-
 /// The log file's length and modification time, if it exists.
 fn log_stamp(path: &Path) -> Option<(u64, SystemTime)> {
     let metadata = std::fs::metadata(path).ok()?;
@@ -206,21 +168,5 @@ mod tests {
         }
         let bound = 64 << 20;
         assert!(largest < bound, "the log grew to {largest} bytes (bound {bound})");
-    }
-
-    /// The task's thread runs at a low priority, so requests take the core from it. (Tests
-    /// running beside this one may be starting threads of that name, not yet lowered.)
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn the_copying_thread_gives_way_to_requests() {
-        let _temp = TempDatabase::new().await;
-        let nice = |id| {
-            let stat = std::fs::read_to_string(format!("/proc/self/task/{id}/stat")).ok()?;
-            // Fields after the parenthesised name: state is the 3rd, nice the 19th.
-            stat.rsplit(')').next()?.split_whitespace().nth(16).map(str::to_owned)
-        };
-        let niceness: Vec<_> = super::copying_threads().into_iter().filter_map(nice).collect();
-        let expected = super::NICENESS.to_string();
-        assert!(niceness.contains(&expected), "niceness of the copying threads: {niceness:?}");
     }
 }
