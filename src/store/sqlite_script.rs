@@ -14,11 +14,14 @@
 //! each of its transactions runs again alone, so a transaction's failure is its own and the
 //! others commit.
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, stream::BoxStream};
 use sea_orm::{
     ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement,
     sea_query::Values,
-    sqlx::{self, AssertSqlSafe, Either, Executor, SqlitePool},
+    sqlx::{
+        self, AssertSqlSafe, Either, Executor, SqlitePool,
+        sqlite::{SqliteQueryResult, SqliteRow},
+    },
 };
 use sea_query_sqlx::SqlxValues;
 use std::sync::Arc;
@@ -113,34 +116,44 @@ async fn run_script<'a>(
     statements: impl Iterator<Item = &'a Statement>,
 ) -> Result<Vec<usize>, DbErr> {
     let mut script = String::from("BEGIN IMMEDIATE;");
-    let mut values = Vec::new();
+    let (mut values, mut statement_count) = (Vec::new(), 0);
     for statement in statements {
         script.push_str(&statement.sql);
         script.push(';');
         values.extend(statement.values.iter().flat_map(|v| v.0.iter().cloned()));
+        statement_count += 1;
     }
     script.push_str("COMMIT");
     let mut connection = pool.acquire().await.map_err(connection_error)?;
     let query = sqlx::query_with(AssertSqlSafe(script), SqlxValues(Values(values)));
-    // One `Left` as each statement completes, after the rows it returned.
-    let mut results = (&mut *connection).fetch_many(query);
-    let mut rows_per_statement = Vec::new();
-    let mut rows = 0;
-    while let Some(result) = results.next().await {
-        match result {
-            Ok(Either::Right(_row)) => rows += 1,
-            Ok(Either::Left(_done)) => rows_per_statement.push(std::mem::take(&mut rows)),
-            Err(err) => {
-                drop(results);
-                connection.close_on_drop();
-                return Err(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))));
-            }
+    let outcome = rows_per_statement((&mut *connection).fetch_many(query)).await;
+    match outcome {
+        // BEGIN and COMMIT returned nothing; every statement in between completed.
+        Ok(rows) if rows.len() == statement_count + 2 => Ok(rows[1..=statement_count].to_vec()),
+        Ok(_) => {
+            connection.close_on_drop();
+            Err(DbErr::Custom("SQLite ended the script before its COMMIT".into()))
+        }
+        Err(err) => {
+            connection.close_on_drop();
+            Err(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))))
         }
     }
-    // BEGIN and COMMIT returned nothing.
-    rows_per_statement.pop();
-    rows_per_statement.remove(0);
-    Ok(rows_per_statement)
+}
+
+/// Counts the rows of each statement of a script: sqlx yields a `Left` as each statement
+/// completes, after the rows it returned.
+async fn rows_per_statement(
+    mut results: BoxStream<'_, Result<Either<SqliteQueryResult, SqliteRow>, sqlx::Error>>,
+) -> Result<Vec<usize>, sqlx::Error> {
+    let (mut counts, mut rows) = (Vec::new(), 0);
+    while let Some(result) = results.next().await {
+        match result? {
+            Either::Right(_row) => rows += 1,
+            Either::Left(_done) => counts.push(std::mem::take(&mut rows)),
+        }
+    }
+    Ok(counts)
 }
 
 /// As sea-orm reports a connection it could not get from the pool, or open.
