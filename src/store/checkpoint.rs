@@ -147,9 +147,9 @@ mod tests {
 
     /// Commits without pause for many ticks: the log must be started over, not grow with every
     /// commit. 10,000 commits of a 4 KiB row write 129 MB of log when nothing copies it; with
-    /// the task the log stays near [`super::RESTART_AT`] pages (16 MB) plus what is committed while a
-    /// tick waits. A test binary runs tests side by side on few cores, so the task may be late
-    /// by many ticks; the bound allows for that and still fails without the task.
+    /// the task the log stays near [`super::RESTART_AT`] pages (16 MB) plus what is committed
+    /// while a tick waits. A test binary runs tests side by side on few cores, so the task may
+    /// be late by many ticks; the bound allows for that and still fails without the task.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_log_is_started_over_while_commits_go_on() {
         let temp = TempDatabase::new().await;

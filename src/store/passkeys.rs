@@ -95,12 +95,13 @@ pub async fn record_use(
     }
     let update = update.filter(passkey::Column::Id.eq(id)).into_query();
     let mut insert_event = audit_event::Entity::insert(audit_event::ActiveModel::from(event)).into_query();
-    let backend = writes.db().get_database_backend();
+    let db = writes.db();
+    let backend = db.get_database_backend();
     if backend == DbBackend::Postgres {
         // PostgreSQL runs a data-modifying WITH to completion whether or not the INSERT reads it.
         let used = CommonTableExpression::new().query(update).table_name(Alias::new("used")).to_owned();
         insert_event.with_cte(WithClause::new().cte(used).to_owned());
-        return writes.db().execute(&insert_event).await.map(drop);
+        return db.execute(&insert_event).await.map(drop);
     }
     writes.run([backend.build(&update), backend.build(&insert_event)]).await.map(drop)
 }
