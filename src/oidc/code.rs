@@ -5,14 +5,16 @@
 //! Redeeming a code swaps its entry for a redemption record in one atomic step (`replace`), so
 //! of any number of racing redemptions exactly one gets the grant back and every other gets a
 //! record: a replay, which revokes the grant the first one created (RFC 6749 §4.1.2, RFC 9700
-//! §4.5). The grant's id is derived from the code, so a replay knows which grant to revoke
-//! without reading anything. A replay may arrive before the winner has stored that grant; its
+//! §4.5). The code carries the id of the grant it creates, so a replay knows which grant to
+//! revoke without reading anything. A replay may arrive before the winner has stored that grant; its
 //! swap leaves a record with another redeemer's mark, which the winner checks once its grant is
 //! stored ([`was_replayed`]). The record keeps the code's expiry: one entry per code, gone when
 //! the code would have expired.
 
 use std::{collections::BTreeSet, time::Duration};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -22,6 +24,9 @@ use crate::{
     ephemeral::{Ephemeral, EphemeralError},
     random_token,
 };
+
+/// Bytes of a code: the grant id's 16, then 32 random ones.
+const CODE_BYTES: usize = 16 + 32;
 
 /// What a code stands for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -68,17 +73,32 @@ fn code_key(code: &str) -> String {
     format!("code:{}", crate::token_hash(code))
 }
 
-/// The id of the grant a code creates: a hash of the code under its own label (so it is
-/// neither the code nor its storage key), shaped as a random UUID.
-pub fn grant_id(code: &str) -> Uuid {
-    let hash = Sha256::new().chain_update(b"latchkey grant id\0").chain_update(code.as_bytes()).finalize();
-    let bytes: [u8; 16] = hash[..16].try_into().expect("SHA-256 is longer than 16 bytes");
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
+/// A new code for the grant that will get `grant_id`, in base64url. The random part makes it
+/// unguessable; the id is no secret (access tokens carry it too).
+fn new_code(grant_id: Uuid) -> String {
+    let mut bytes = [0u8; CODE_BYTES];
+    bytes[..16].copy_from_slice(grant_id.as_bytes());
+    rand::rng().fill_bytes(&mut bytes[16..]);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Issues a code for `grant`, valid for `ttl`.
+/// The id of the grant `code` creates: the one it carries, or for a code issued by an earlier
+/// version (still redeemable during a rolling upgrade), a hash of the code under its own label.
+pub fn grant_id(code: &str) -> Uuid {
+    match URL_SAFE_NO_PAD.decode(code) {
+        Ok(bytes) if bytes.len() == CODE_BYTES => Uuid::from_slice(&bytes[..16]).expect("16 bytes make a UUID"),
+        _ => {
+            let hash = Sha256::new().chain_update(b"latchkey grant id\0").chain_update(code.as_bytes()).finalize();
+            uuid::Builder::from_random_bytes(hash[..16].try_into().expect("SHA-256 is longer than 16 bytes"))
+                .into_uuid()
+        }
+    }
+}
+
+/// Issues a code for `grant`, valid for `ttl`. Its grant's id is time-ordered (UUIDv7), so
+/// grants are appended to the database's indexes rather than scattered through them.
 pub async fn issue(store: &Ephemeral, grant: &CodeGrant, ttl: Duration) -> Result<String, EphemeralError> {
-    let code = random_token();
+    let code = new_code(Uuid::now_v7());
     store.put_json(&code_key(&code), grant, ttl).await?;
     Ok(code)
 }
@@ -149,9 +169,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn grant_ids_differ_per_code_and_reveal_neither_code_nor_key() {
+    async fn codes_carry_time_ordered_grant_ids() {
+        let store = store();
+        let first = issue(&store, &grant(), Duration::from_secs(60)).await.unwrap();
+        let second = issue(&store, &grant(), Duration::from_secs(60)).await.unwrap();
+        let (a, b) = (grant_id(&first), grant_id(&second));
+        assert_eq!(a.get_version_num(), 7);
+        assert!(a < b, "issued later, sorted later");
+        assert_ne!(first[22..], second[22..], "the random part differs");
+        let forged = new_code(a);
+        assert!(matches!(redeem(&store, &forged).await.unwrap(), Redeemed::Unknown), "the id alone redeems nothing");
+    }
+
+    #[tokio::test]
+    async fn earlier_codes_get_ids_that_reveal_neither_code_nor_key() {
         let (a, b) = (random_token(), random_token());
         assert_ne!(grant_id(&a), grant_id(&b));
+        assert_eq!(grant_id(&a), grant_id(&a));
         assert_eq!(grant_id(&a).get_version_num(), 4);
         let id = grant_id(&a).simple().to_string();
         assert!(!code_key(&a).contains(&id) && !a.contains(&id));
