@@ -15,6 +15,7 @@
 #   LATCHKEY_BENCH_SERVER_CPU / LATCHKEY_BENCH_GENERATOR_CPU   cores to pin to (default 0 / 1)
 #   LATCHKEY_BENCH_NICE          run server and generator at this niceness (e.g. -10, as root) so
 #                                other work on a shared machine cannot take their cores
+#   LATCHKEY_BENCH_MEMORY_STORE_MAX_ENTRIES   the in-process store's cap (default 2,000,000; below)
 #
 # Redis round trips are read from INFO commandstats and database writes from PostgreSQL's
 # pg_stat_user_tables, both as deltas around a login run: give the benchmark a Redis of its own
@@ -29,7 +30,7 @@ while (($#)); do
     --concurrency) concurrency=$2; shift 2 ;;
     --users) users=$2; shift 2 ;;
     --quick) quick=true; duration=3s; warmup=1s; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -59,12 +60,18 @@ pin() { # pin CORE: the command prefix that pins to CORE (none on a one-core mac
   if [[ -n ${LATCHKEY_BENCH_NICE:-} ]]; then echo "nice -n $LATCHKEY_BENCH_NICE"; fi
 }
 
+# Every login leaves a session, and a full run opens a few hundred thousand (more on a faster
+# machine): above the in-process store's default cap of 100,000 entries, which would then evict
+# the codes and ceremonies of sign-ins in progress along with the oldest sessions. The cap is
+# raised so that every session is kept and counted (Redis runs ignore it).
+memory_store_max_entries=${LATCHKEY_BENCH_MEMORY_STORE_MAX_ENTRIES:-2000000}
+
 server_pid=
 start_server() { # start_server BACKEND: Latchkey on the backend's stores, pinned
   # shellcheck disable=SC2046 # the prefix is meant to split; taskset and env exec, so $! is Latchkey
   $(pin "$server_cpu") env LATCHKEY_ISSUER="$issuer" LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_DATABASE_URL="$database_url" \
     ${redis_url:+LATCHKEY_REDIS_URL="$redis_url" LATCHKEY_REDIS_PREFIX="$redis_prefix"} \
-    LATCHKEY_CLIENTS_FILE="$out/clients.yaml" LATCHKEY_RATE_LIMITS=off RUST_LOG=warn \
+    LATCHKEY_CLIENTS_FILE="$out/clients.yaml" LATCHKEY_RATE_LIMITS=off LATCHKEY_MEMORY_STORE_MAX_ENTRIES="$memory_store_max_entries" RUST_LOG=warn \
     "$latchkey" serve >>"$out/$1-server.log" 2>&1 &
   server_pid=$!
 }
