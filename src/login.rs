@@ -6,7 +6,9 @@
 //! the message a wrong passkey gets, unless the operator chose to reveal unknown users.
 //! Verification takes the ceremony state atomically, checks that the credential belongs to the
 //! user of this login and that its backup eligibility is what it was at registration, updates
-//! the stored passkey (counter, backup state, last use) and opens an SSO session.
+//! the stored passkey (counter, backup state, last use) and opens an SSO session. The ceremony
+//! carries the account and passkeys the username step read, so the passkey step reads nothing:
+//! its one write checks that the passkey is still registered and the account still enabled.
 
 use chrono::{DateTime, Utc};
 use entity::{passkey as passkey_row, user};
@@ -19,7 +21,7 @@ use crate::{
     error::AppError,
     passkey::{
         self, CeremonyError,
-        ceremony::{self, Ceremony},
+        ceremony::{self, Ceremony, LoginAccount},
     },
     session::{self, Session},
     store::{passkeys, users},
@@ -76,16 +78,16 @@ pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -
     // One query whether or not the name has an account (the passkeys come joined), so the
     // answer takes as long either way: timing must not tell which names have accounts.
     let found = users::find_by_login_with_passkeys(&state.db, &remembered.name).await?.filter(|(u, _)| !u.disabled);
-    let (options, user_id, ceremony_state, greeting) = match found {
-        Some((user, stored)) => {
-            let keys = parse_all(&stored);
+    let (options, account, ceremony_state, greeting) = match found {
+        Some((user, passkeys)) => {
+            let keys = parse_all(&passkeys);
             let (options, ceremony_state) = state.passkeys.start_authentication(&keys, &remembered.name);
             let greeting = if remembered.signed_in || state.config.reveal_unknown_users {
                 user.display_name.clone()
             } else {
                 remembered.name.clone()
             };
-            (options, Some(user.id), ceremony_state, greeting)
+            (options, Some(Box::new(LoginAccount { user, passkeys })), ceremony_state, greeting)
         }
         None if state.config.reveal_unknown_users => return Ok(UsernameOutcome::UnknownUser),
         None => {
@@ -93,7 +95,12 @@ pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -
             (options, None, decoy_state, remembered.name.clone())
         }
     };
-    let ceremony = Ceremony::Login { login_name: remembered.name.clone(), user_id, state: Some(ceremony_state) };
+    let ceremony = Ceremony::Login {
+        login_name: remembered.name.clone(),
+        user_id: account.as_ref().map(|a| a.user.id),
+        state: Some(ceremony_state),
+        account,
+    };
     let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
     Ok(UsernameOutcome::PasskeyStep(Box::new(PasskeyStep { greeting, options, ceremony_id })))
 }
@@ -120,13 +127,18 @@ pub async fn finish(
         return Ok(Err(LoginFailure { error: CeremonyError::Expired, retry: None, user_id: None }));
     };
     let verified = match &taken {
-        Ceremony::Login { user_id: Some(user_id), state: Some(ceremony_state), .. } => {
+        Ceremony::Login { user_id: Some(user_id), state: Some(ceremony_state), account, .. } => {
             let verified = passkey::check_user_handle(response, *user_id)
                 .and_then(|()| state.passkeys.finish_authentication(response, ceremony_state));
-            match verified {
-                Ok(result) => owned_passkey(state, *user_id, &result).await?.map(|(row, user)| (result, row, user)),
+            let result = match verified {
+                Ok(result) => result,
                 Err(err) => return failure(state, &taken, err).await,
-            }
+            };
+            let used = match account {
+                Some(account) => account_passkey(account, &result),
+                None => owned_passkey(state, *user_id, &result).await?,
+            };
+            used.map(|(row, user)| (result, row, user))
         }
         Ceremony::Login { .. } => return failure(state, &taken, CeremonyError::Rejected).await,
         Ceremony::Discoverable { state: ceremony_state } => {
@@ -147,7 +159,10 @@ pub async fn finish(
     }
     let backup_eligible = row.backup_eligible;
     let event = success.user(user.id).with("passkey_id", row.id.to_string());
-    record_use(state, row, &result, now, event).await?;
+    if !record_use(state, row, &result, now, event).await? {
+        // Removed, or its account disabled, since the username step read them.
+        return failure(state, &taken, CeremonyError::Rejected).await;
+    }
     let session = Session::passkey(user.id, result.user_verified(), backup_eligible, now);
     let session_id = session::create(&state.ephemeral, state.session_policy(), &session, now).await?;
     tracing::info!(user_id = %user.id, "signed in with a passkey");
@@ -178,32 +193,45 @@ async fn verify_discoverable(
     Ok(state.passkeys.finish_discoverable(response, ceremony_state, &stored).map(|result| (result, row, user)))
 }
 
-/// The stored passkey the assertion used and its owner, if that is `user_id`.
+fn used_credential_id(result: &AuthenticationResult) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, result.cred_id())
+}
+
+/// The passkey the assertion used, among those the username step read, and their owner.
+fn account_passkey(account: &LoginAccount, result: &AuthenticationResult) -> Option<(passkey_row::Model, user::Model)> {
+    let credential_id = used_credential_id(result);
+    let row = account.passkeys.iter().find(|row| row.credential_id == credential_id)?;
+    Some((row.clone(), account.user.clone()))
+}
+
+/// The stored passkey the assertion used and its owner, if that is `user_id` (a ceremony stored
+/// by an earlier version, which did not carry the account).
 async fn owned_passkey(
     state: &AppState,
     user_id: Uuid,
     result: &AuthenticationResult,
 ) -> Result<Option<(passkey_row::Model, user::Model)>, AppError> {
-    let credential_id = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, result.cred_id());
+    let credential_id = used_credential_id(result);
     Ok(passkeys::find_with_owner(&state.db, &credential_id).await?.filter(|(row, _)| row.user_id == user_id))
 }
 
 /// Saves what the assertion changed: counter and backup state when they moved, and the time of
-/// use (backup eligibility cannot change: [`passkey::check_backup_eligibility`]), with `event`.
+/// use (backup eligibility cannot change: [`passkey::check_backup_eligibility`]), with `event`;
+/// `false` when the passkey is no longer registered or its account is disabled.
 async fn record_use(
     state: &AppState,
     row: passkey_row::Model,
     result: &AuthenticationResult,
     now: DateTime<Utc>,
     event: Event,
-) -> Result<(), AppError> {
+) -> Result<bool, AppError> {
     let mut stored = passkey::parse_stored(&row.passkey_json).map_err(|e| AppError::Internal(e.into()))?;
     let updated = match stored.update_credential(result) {
         Some(true) => Some(passkey::serialize_stored(&stored)),
         _ => None,
     };
-    passkeys::record_use(&state.writes, row.id, updated, result.backup_state(), now, audit::row(event)).await?;
-    Ok(())
+    let event = audit::row(event);
+    Ok(passkeys::record_use(&state.writes, row.user_id, row.id, updated, result.backup_state(), now, event).await?)
 }
 
 /// A failed verification: logs it and starts a fresh ceremony of the same kind for a retry.

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
+use entity::{passkey, user};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -32,14 +33,29 @@ use crate::{
 pub enum Ceremony {
     /// The passkey step after the username step (or for a remembered user). `user_id` is
     /// `None` for a decoy (a name that matches no account), whose state names credentials
-    /// nobody has; `state` is `None` only in decoys stored by earlier versions.
-    Login { login_name: String, user_id: Option<Uuid>, state: Option<PasskeyAuthentication> },
+    /// nobody has; `state` is `None` only in decoys stored by earlier versions. `account` is
+    /// what the username step read, so the passkey step need not read it again (`None` for a
+    /// decoy, and in ceremonies stored by earlier versions).
+    Login {
+        login_name: String,
+        user_id: Option<Uuid>,
+        state: Option<PasskeyAuthentication>,
+        #[serde(default)]
+        account: Option<Box<LoginAccount>>,
+    },
     /// A discoverable sign-in from the username step (autofill or "Use a passkey").
     Discoverable { state: DiscoverableAuthentication },
     /// Sign-up: the account is created only once its first passkey verifies.
     Signup { user: NewUser, state: PasskeyRegistration },
     /// A signed-in person adding another passkey.
     AddPasskey { user_id: Uuid, state: PasskeyRegistration },
+}
+
+/// An account and its passkeys as the username step read them.
+#[derive(Serialize, Deserialize)]
+pub struct LoginAccount {
+    pub user: user::Model,
+    pub passkeys: Vec<passkey::Model>,
 }
 
 fn key(id: &str) -> String {

@@ -4,9 +4,9 @@
 //! data-modifying `WITH`) and one script on SQLite ([`super::sqlite_script`]).
 
 use chrono::{DateTime, Utc};
-use entity::{grant, refresh_token, user};
+use entity::{grant, refresh_token};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, Iterable, QueryFilter, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait,
     prelude::Uuid,
     sea_query::{
         Alias, CommonTableExpression, Expr, InsertStatement, Query, SelectStatement, SimpleExpr, SubQueryStatement,
@@ -117,19 +117,10 @@ const REFRESH_TOKEN_COLUMNS: [refresh_token::Column; 4] = [
 
 /// `INSERT INTO grants (…) SELECT … WHERE EXISTS (the user, enabled)`.
 fn insert_for_enabled_user(grant: grant::Model) -> Result<InsertStatement, DbErr> {
-    let enabled_user = Query::select()
-        .expr(Expr::val(1))
-        .from(user::Entity)
-        .and_where(user::Column::Id.eq(grant.user_id))
-        .and_where(user::Column::Disabled.eq(false))
-        .to_owned();
-    let row = grant::ActiveModel::from(grant);
-    let (columns, values): (Vec<_>, Vec<_>) =
-        grant::Column::iter().filter_map(|c| row.get(c).into_value().map(|v| (c, Expr::val(v)))).unzip();
-    let values = Query::select().exprs(values).and_where(Expr::exists(enabled_user)).to_owned();
-    let mut insert = Query::insert();
-    insert.into_table(grant::Entity).columns(columns).select_from(values).map_err(|e| DbErr::Custom(e.to_string()))?;
-    Ok(insert)
+    let user_id = grant.user_id;
+    super::insert_select(grant::ActiveModel::from(grant), |row| {
+        row.and_where(super::users::is_enabled(user_id));
+    })
 }
 
 /// A grant by id.

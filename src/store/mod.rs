@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Selector, SelectorTrait, SqlErr,
-    TransactionTrait,
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    Iterable, Selector, SelectorTrait, SqlErr, TransactionTrait,
+    sea_query::{Expr, InsertStatement, Query, SelectStatement},
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -99,6 +100,27 @@ pub async fn unique<S: SelectorTrait>(
     db: &impl ConnectionTrait,
 ) -> Result<Option<S::Item>, DbErr> {
     Ok(selector.all(db).await?.into_iter().next())
+}
+
+/// `INSERT INTO <table> (…) SELECT <row's values> …`, where `condition` adds what decides whether
+/// the row is written (a `WHERE`, a `FROM` another statement's result): a conditional write in
+/// one statement, with no read before it.
+pub fn insert_select<A: ActiveModelTrait>(
+    row: A,
+    condition: impl FnOnce(&mut SelectStatement),
+) -> Result<InsertStatement, DbErr> {
+    let (columns, values): (Vec<_>, Vec<_>) = <A::Entity as EntityTrait>::Column::iter()
+        .filter_map(|column| row.get(column).into_value().map(|value| (column, Expr::val(value))))
+        .unzip();
+    let mut select = Query::select().exprs(values).to_owned();
+    condition(&mut select);
+    let mut insert = Query::insert();
+    insert
+        .into_table(A::Entity::default())
+        .columns(columns)
+        .select_from(select)
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(insert)
 }
 
 /// Whether `err` means the database could not be reached or the connection broke, rather than

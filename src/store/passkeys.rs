@@ -7,7 +7,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QueryTrait,
     Set,
     prelude::Uuid,
-    sea_query::{Alias, CommonTableExpression, WithClause},
+    sea_query::{Alias, CommonTableExpression, Expr, WithClause},
 };
 
 use super::sqlite_script::GroupCommit;
@@ -75,35 +75,49 @@ pub async fn find_with_owner(
     Ok(found.and_then(|(passkey, owner)| Some((passkey, owner?))))
 }
 
-/// Saves what a sign-in changed on the passkey `id` (backup state, time of use, and the stored
-/// credential when its counter moved) and the sign-in's audit event, atomically and in one call
-/// to the database: a data-modifying `WITH` on PostgreSQL, a script on SQLite
-/// ([`super::sqlite_script`]). Two separate statements were two round trips and two commits.
+/// Saves what a sign-in changed on `user_id`'s passkey `id` (backup state, time of use, and the
+/// stored credential when its counter moved) and the sign-in's audit event, atomically and in
+/// one call to the database: a data-modifying `WITH` on PostgreSQL, a script on SQLite
+/// ([`super::sqlite_script`]). Only while the passkey is still registered and its account
+/// enabled, which the UPDATE checks itself; `false` (and nothing written) otherwise.
 pub async fn record_use(
     writes: &GroupCommit,
+    user_id: Uuid,
     id: Uuid,
     updated_json: Option<String>,
     backup_state: bool,
     now: DateTime<Utc>,
     event: audit_event::Model,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     let mut update = passkey::Entity::update_many()
         .col_expr(passkey::Column::BackupState, backup_state.into())
         .col_expr(passkey::Column::LastUsedAt, Some(now).into());
     if let Some(json) = updated_json {
         update = update.col_expr(passkey::Column::PasskeyJson, json.into());
     }
-    let update = update.filter(passkey::Column::Id.eq(id)).into_query();
-    let mut insert_event = audit_event::Entity::insert(audit_event::ActiveModel::from(event)).into_query();
+    let mut update = update
+        .filter(passkey::Column::Id.eq(id))
+        .filter(passkey::Column::UserId.eq(user_id))
+        .filter(super::users::is_enabled(user_id))
+        .into_query();
+    update.returning_col(passkey::Column::Id);
+    let event = audit_event::ActiveModel::from(event);
     let db = writes.db();
     let backend = db.get_database_backend();
     if backend == DbBackend::Postgres {
-        // PostgreSQL runs a data-modifying WITH to completion whether or not the INSERT reads it.
-        let used = CommonTableExpression::new().query(update).table_name(Alias::new("used")).to_owned();
-        insert_event.with_cte(WithClause::new().cte(used).to_owned());
-        return db.execute(&insert_event).await.map(drop);
+        let used = Alias::new("used");
+        let mut insert_event = super::insert_select(event, |row| {
+            row.from(used.clone());
+        })?;
+        let cte = CommonTableExpression::new().query(update).table_name(used).to_owned();
+        insert_event.with_cte(WithClause::new().cte(cte).to_owned());
+        return Ok(db.execute(&insert_event).await?.rows_affected() == 1);
     }
-    writes.run([backend.build(&update), backend.build(&insert_event)]).await.map(drop)
+    let mut insert_event = super::insert_select(event, |row| {
+        row.and_where(Expr::cust("changes() = 1"));
+    })?;
+    insert_event.returning_col(audit_event::Column::Id);
+    Ok(writes.run([backend.build(&update), backend.build(&insert_event)]).await? == 2)
 }
 
 /// Renames one of a user's passkeys; `false` when the user has no such passkey.

@@ -7,7 +7,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
     prelude::Uuid,
-    sea_query::{Expr, Func, LikeExpr},
+    sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr},
 };
 
 /// The fields of a user not yet stored.
@@ -46,6 +46,19 @@ pub async fn find_by_login_with_passkeys(
 fn login_matches(identifier: &str) -> sea_orm::sea_query::SimpleExpr {
     let normalized = normalize(identifier);
     user::Column::UsernameNormalized.eq(normalized.clone()).or(user::Column::EmailNormalized.eq(normalized))
+}
+
+/// `EXISTS (the user `id`, enabled)`: the condition of a write that only an enabled account may
+/// cause, checked by the write itself.
+pub fn is_enabled(id: Uuid) -> SimpleExpr {
+    Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(user::Entity)
+            .and_where(user::Column::Id.eq(id))
+            .and_where(user::Column::Disabled.eq(false))
+            .to_owned(),
+    )
 }
 
 /// Finds a user by id.

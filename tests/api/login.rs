@@ -318,6 +318,45 @@ async fn disabled_user_cannot_sign_in(backend: Backend) {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 
+on_both_backends!(an_account_disabled_or_a_passkey_removed_during_the_passkey_step_gets_nothing);
+
+/// The passkey step uses what the username step read; its write checks that both still hold.
+async fn an_account_disabled_or_a_passkey_removed_during_the_passkey_step_gets_nothing(backend: Backend) {
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+    let app = TestApp::spawn(backend).await;
+    let mut auth = SoftAuthenticator::default();
+    let (browser, name) = signed_up(&app, &mut auth).await;
+    let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
+    let set_disabled = |disabled: bool| {
+        let mut row: entity::user::ActiveModel = user.clone().into();
+        row.disabled = Set(disabled);
+        row.update(&app.state.db)
+    };
+    let successes = || {
+        entity::audit_event::Entity::find()
+            .filter(entity::audit_event::Column::Kind.eq("signin.succeeded"))
+            .count(&app.state.db)
+    };
+    let before = successes().await.unwrap();
+
+    let step = browser.username_step(&name).await;
+    set_disabled(true).await.unwrap();
+    let (status, body) =
+        browser.post_json("/login/passkey", &auth.assert_with(0, &step.json_block("passkey-options"), &app.base)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    set_disabled(false).await.unwrap();
+
+    let step = browser.username_step(&name).await;
+    let passkey = latchkey::store::passkeys::list_for_user(&app.state.db, user.id).await.unwrap().remove(0);
+    assert!(latchkey::store::passkeys::delete(&app.state.db, user.id, passkey.id).await.unwrap());
+    let (status, body) =
+        browser.post_json("/login/passkey", &auth.assert_with(0, &step.json_block("passkey-options"), &app.base)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    assert_eq!(successes().await.unwrap(), before, "no sign-in recorded");
+    assert_eq!(browser.get("/account").await.location(), "/login", "no session opened");
+}
+
 on_both_backends!(sign_ins_are_audited);
 
 async fn sign_ins_are_audited(backend: Backend) {
