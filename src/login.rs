@@ -24,7 +24,10 @@ use crate::{
         ceremony::{self, Ceremony, LoginAccount},
     },
     session::{self, Session},
-    store::{passkeys, users},
+    store::{
+        passkeys::{self, CredentialUpdate},
+        users,
+    },
 };
 
 /// Who the browser remembers (the remembered-user cookie's content).
@@ -226,12 +229,12 @@ async fn record_use(
     event: Event,
 ) -> Result<bool, AppError> {
     let mut stored = passkey::parse_stored(&row.passkey_json).map_err(|e| AppError::Internal(e.into()))?;
-    let updated = match stored.update_credential(result) {
-        Some(true) => Some(passkey::serialize_stored(&stored)),
+    let credential = match stored.update_credential(result) {
+        Some(true) => Some(CredentialUpdate { read: row.passkey_json, new: passkey::serialize_stored(&stored) }),
         _ => None,
     };
     let event = audit::row(event);
-    Ok(passkeys::record_use(&state.writes, row.user_id, row.id, updated, result.backup_state(), now, event).await?)
+    Ok(passkeys::record_use(&state.writes, row.user_id, row.id, credential, result.backup_state(), now, event).await?)
 }
 
 /// A failed verification: logs it and starts a fresh ceremony of the same kind for a retry.

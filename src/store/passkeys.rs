@@ -75,8 +75,15 @@ pub async fn find_with_owner(
     Ok(found.and_then(|(passkey, owner)| Some((passkey, owner?))))
 }
 
+/// A stored credential's new JSON (its counter moved) and the JSON it was computed from.
+pub struct CredentialUpdate {
+    pub read: String,
+    pub new: String,
+}
+
 /// Saves what a sign-in changed on `user_id`'s passkey `id` (backup state, time of use, and the
-/// stored credential when its counter moved) and the sign-in's audit event, atomically and in
+/// stored credential when its counter moved, unless another sign-in changed it since it was
+/// read: a counter never goes back) and the sign-in's audit event, atomically and in
 /// one call to the database: a data-modifying `WITH` on PostgreSQL, a script on SQLite
 /// ([`super::sqlite_script`]). Only while the passkey is still registered and its account
 /// enabled, which the UPDATE checks itself; `false` (and nothing written) otherwise.
@@ -84,7 +91,7 @@ pub async fn record_use(
     writes: &GroupCommit,
     user_id: Uuid,
     id: Uuid,
-    updated_json: Option<String>,
+    credential: Option<CredentialUpdate>,
     backup_state: bool,
     now: DateTime<Utc>,
     event: audit_event::Model,
@@ -92,7 +99,9 @@ pub async fn record_use(
     let mut update = passkey::Entity::update_many()
         .col_expr(passkey::Column::BackupState, backup_state.into())
         .col_expr(passkey::Column::LastUsedAt, Some(now).into());
-    if let Some(json) = updated_json {
+    if let Some(CredentialUpdate { read, new }) = credential {
+        let unchanged = passkey::Column::PasskeyJson.eq(read);
+        let json = Expr::case(unchanged, new).finally(Expr::col(passkey::Column::PasskeyJson));
         update = update.col_expr(passkey::Column::PasskeyJson, json.into());
     }
     let mut update = update

@@ -235,6 +235,19 @@ async fn counter_regression_is_refused_but_zero_counters_work(backend: Backend) 
     let (status, body) = browser.answer_passkey_step(&step, &mut cloned).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a counter that went backwards: {body}");
 
+    // Two sign-ins race with one authenticator; the one with the lower counter finishes last.
+    // Its counter must not replace the higher one: a clone at that lower counter stays refused.
+    let (first, second) = (app.browser(), app.browser());
+    let (first_step, second_step) = (first.username_step(&name).await, second.username_step(&name).await);
+    let first_assertion = auth.assert_with(0, &first_step.json_block("passkey-options"), &app.base);
+    let mut cloned = auth.clone();
+    let second_assertion = auth.assert_with(0, &second_step.json_block("passkey-options"), &app.base);
+    assert_eq!(second.post_json("/login/passkey", &second_assertion).await.0, StatusCode::OK);
+    assert_eq!(first.post_json("/login/passkey", &first_assertion).await.0, StatusCode::OK);
+    let step = browser.username_step(&name).await;
+    let (status, body) = browser.answer_passkey_step(&step, &mut cloned).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a counter the race would have put back: {body}");
+
     let mut safari = SoftAuthenticator { counting: false, ..Default::default() };
     let (browser, name) = signed_up(&app, &mut safari).await;
     for _ in 0..3 {
