@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -41,11 +42,18 @@ pub struct Session {
     pub renewed_at: DateTime<Utc>,
 }
 
+/// A fresh public session id: a UUIDv7 in base64url. Time-ordered, so the grants of new
+/// sessions are appended to their `sid` index rather than scattered through it; public (ID
+/// tokens and back-channel logout carry it), so a UUID's randomness is all it needs.
+fn new_sid() -> String {
+    URL_SAFE_NO_PAD.encode(Uuid::now_v7().as_bytes())
+}
+
 impl Session {
     /// A session opened by a verified passkey at `now`, under a fresh public `sid`.
     pub fn passkey(user_id: Uuid, user_verified: bool, backup_eligible: bool, now: DateTime<Utc>) -> Self {
         Session {
-            sid: random_token(),
+            sid: new_sid(),
             user_id,
             auth_time: now,
             method: AuthMethod::Passkey,
@@ -60,7 +68,7 @@ impl Session {
     /// A session opened by an emailed sign-in link at `now`.
     pub fn email(user_id: Uuid, now: DateTime<Utc>) -> Self {
         Session {
-            sid: random_token(),
+            sid: new_sid(),
             user_id,
             auth_time: now,
             method: AuthMethod::Email,
@@ -147,6 +155,15 @@ mod tests {
 
     fn session(at: DateTime<Utc>) -> Session {
         Session::passkey(Uuid::new_v4(), true, false, at)
+    }
+
+    #[test]
+    fn session_ids_are_distinct_and_time_ordered() {
+        let now = Utc::now();
+        let (first, second) = (session(now).sid, Session::email(Uuid::new_v4(), now).sid);
+        let uuid = |sid: &str| Uuid::from_slice(&URL_SAFE_NO_PAD.decode(sid).unwrap()).unwrap();
+        assert_eq!(uuid(&first).get_version_num(), 7);
+        assert!(uuid(&first) < uuid(&second), "opened later, sorted later");
     }
 
     #[tokio::test]
