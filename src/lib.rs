@@ -40,6 +40,24 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A fresh token that starts with `id`: its 16 bytes, then 256 random bits, base64url-encoded.
+/// The random part makes it unguessable; `id` (no secret) names what it stands for, and a
+/// time-ordered one (UUIDv7) lets its rows be appended to indexes rather than scattered.
+pub fn token_with_id(id: uuid::Uuid) -> String {
+    let mut bytes = [0u8; TOKEN_WITH_ID_BYTES];
+    bytes[..16].copy_from_slice(id.as_bytes());
+    rand::rng().fill_bytes(&mut bytes[16..]);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The id a [`token_with_id`] starts with; `None` for anything else.
+pub fn token_id(token: &str) -> Option<uuid::Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok().filter(|bytes| bytes.len() == TOKEN_WITH_ID_BYTES)?;
+    uuid::Uuid::from_slice(&bytes[..16]).ok()
+}
+
+const TOKEN_WITH_ID_BYTES: usize = 16 + 32;
+
 /// The stored form of a high-entropy token (session ids, codes, refresh tokens, links): its
 /// SHA-256 in lower-case hex. A plain hash suffices, as nobody can guess such a token.
 pub fn token_hash(token: &str) -> String {

@@ -1,5 +1,7 @@
-//! A refresh token, stored as the SHA-256 of its value. Each use rotates it (`used_at` set, a
-//! new one issued); presenting a used one again revokes the whole grant.
+//! A refresh token, stored under a key made from its value: the UUIDv7 the token starts with
+//! (hex) and the token's SHA-256, or for tokens of earlier versions the SHA-256 alone. Each use
+//! rotates it (`used_at` set, a new one issued); presenting a used one again revokes the whole
+//! grant.
 
 use sea_orm::entity::prelude::*;
 
@@ -7,6 +9,7 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "refresh_tokens")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
+    /// The key (`token_hash` by name, from when it was the hash alone).
     pub token_hash: String,
     pub grant_id: Uuid,
     pub created_at: DateTimeUtc,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     clients::Client,
-    tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims, Person},
+    tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims, Person, refresh_token_key},
 };
 use crate::{
     app::AppState,
@@ -89,7 +89,7 @@ pub async fn introspect(
             "jti": claims.jti, "sid": claims.sid, "acr": claims.acr, "auth_time": claims.auth_time,
         }));
     }
-    let Some(refresh) = grants::find_refresh(&state.db, &crate::token_hash(token)).await? else {
+    let Some(refresh) = grants::find_refresh(&state.db, &refresh_token_key(token)).await? else {
         return Ok(inactive);
     };
     let grant = grants::find(&state.db, refresh.grant_id).await?;
@@ -113,7 +113,7 @@ pub async fn introspect(
 /// RFC 7009: revokes the grant behind `token` when it belongs to `client`. Unknown tokens and
 /// other clients' tokens are ignored (the answer is 200 either way, §2.2).
 pub async fn revoke(state: &AppState, client: &Client, token: &str, now: DateTime<Utc>) -> Result<(), OAuthError> {
-    let grant_id = match grants::find_refresh(&state.db, &crate::token_hash(token)).await? {
+    let grant_id = match grants::find_refresh(&state.db, &refresh_token_key(token)).await? {
         Some(refresh) => Some(refresh.grant_id),
         None => match state.signing_keys.verify::<AccessTokenClaims>(token, Some(ACCESS_TOKEN_TYP), now) {
             Ok(claims) if claims.client_id == client.client_id => claims.grant_id,

@@ -13,8 +13,6 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -24,9 +22,6 @@ use crate::{
     ephemeral::{Ephemeral, EphemeralError},
     random_token,
 };
-
-/// Bytes of a code: the grant id's 16, then 32 random ones.
-const CODE_BYTES: usize = 16 + 32;
 
 /// What a code stands for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,32 +68,19 @@ fn code_key(code: &str) -> String {
     format!("code:{}", crate::token_hash(code))
 }
 
-/// A new code for the grant that will get `grant_id`, in base64url. The random part makes it
-/// unguessable; the id is no secret (access tokens carry it too).
-fn new_code(grant_id: Uuid) -> String {
-    let mut bytes = [0u8; CODE_BYTES];
-    bytes[..16].copy_from_slice(grant_id.as_bytes());
-    rand::rng().fill_bytes(&mut bytes[16..]);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// The id of the grant `code` creates: the one it carries, or for a code issued by an earlier
 /// version (still redeemable during a rolling upgrade), a hash of the code under its own label.
 pub fn grant_id(code: &str) -> Uuid {
-    match URL_SAFE_NO_PAD.decode(code) {
-        Ok(bytes) if bytes.len() == CODE_BYTES => Uuid::from_slice(&bytes[..16]).expect("16 bytes make a UUID"),
-        _ => {
-            let hash = Sha256::new().chain_update(b"latchkey grant id\0").chain_update(code.as_bytes()).finalize();
-            uuid::Builder::from_random_bytes(hash[..16].try_into().expect("SHA-256 is longer than 16 bytes"))
-                .into_uuid()
-        }
-    }
+    crate::token_id(code).unwrap_or_else(|| {
+        let hash = Sha256::new().chain_update(b"latchkey grant id\0").chain_update(code.as_bytes()).finalize();
+        uuid::Builder::from_random_bytes(hash[..16].try_into().expect("SHA-256 is longer than 16 bytes")).into_uuid()
+    })
 }
 
 /// Issues a code for `grant`, valid for `ttl`. Its grant's id is time-ordered (UUIDv7), so
 /// grants are appended to the database's indexes rather than scattered through them.
 pub async fn issue(store: &Ephemeral, grant: &CodeGrant, ttl: Duration) -> Result<String, EphemeralError> {
-    let code = new_code(Uuid::now_v7());
+    let code = crate::token_with_id(Uuid::now_v7());
     store.put_json(&code_key(&code), grant, ttl).await?;
     Ok(code)
 }
@@ -177,7 +159,7 @@ mod tests {
         assert_eq!(a.get_version_num(), 7);
         assert!(a < b, "issued later, sorted later");
         assert_ne!(first[22..], second[22..], "the random part differs");
-        let forged = new_code(a);
+        let forged = crate::token_with_id(a);
         assert!(matches!(redeem(&store, &forged).await.unwrap(), Redeemed::Unknown), "the id alone redeems nothing");
     }
 

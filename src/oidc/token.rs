@@ -19,7 +19,7 @@ use super::{
     clients::{Client, GrantType},
     code::{self, CodeGrant, Redeemed},
     context::AuthContext,
-    tokens::{Issue, Person, Subject, new_refresh_token},
+    tokens::{Issue, Person, Subject, new_refresh_token, refresh_token_key},
 };
 use crate::{
     app::AppState,
@@ -233,7 +233,7 @@ async fn store_grant(
     let refresh = client.allows_grant(GrantType::RefreshToken).then(new_refresh_token);
     let expires_at = grant_expiry(state, client, &grant.scopes, &grant.context, now);
     let row = grant_row(grant, grant_id, expires_at, now);
-    let stored_refresh = refresh.as_ref().map(|(_, hash)| NewRefreshToken { hash: hash.clone(), expires_at });
+    let stored_refresh = refresh.as_ref().map(|(_, key)| NewRefreshToken { key: key.clone(), expires_at });
     if !grants::insert_with_refresh(&state.writes, row, stored_refresh).await? {
         return Err(account_gone());
     }
@@ -289,8 +289,8 @@ async fn refresh(
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = form.require("refresh_token")?;
-    let hash = crate::token_hash(presented);
-    let Some(token) = grants::find_refresh(&state.db, &hash).await? else {
+    let key = refresh_token_key(presented);
+    let Some(token) = grants::find_refresh(&state.db, &key).await? else {
         return Err(invalid_grant("The refresh token is invalid."));
     };
     let Some(grant) = grants::find(&state.db, token.grant_id).await? else {
@@ -308,9 +308,9 @@ async fn refresh(
     }
     let scopes = narrowed_scopes(&grant, form.get("scope"))?;
     let user = live_user(state, grant.user_id).await?;
-    let (new_token, new_hash) = new_refresh_token();
-    let next = NewRefreshToken { hash: new_hash, expires_at: token.expires_at };
-    if !grants::rotate_refresh(&state.writes, grant.id, &hash, next, now).await? {
+    let (new_token, new_key) = new_refresh_token();
+    let next = NewRefreshToken { key: new_key, expires_at: token.expires_at };
+    if !grants::rotate_refresh(&state.writes, grant.id, &key, next, now).await? {
         revoke_replayed(state, client, grant.id, "refresh_token", now).await?;
         return Err(invalid_grant("The refresh token was already used."));
     }

@@ -191,11 +191,23 @@ impl Issue<'_> {
     }
 }
 
-/// A new opaque refresh token and the hash it is stored under.
+/// A new opaque refresh token and the key it is stored under. The token starts with a UUIDv7
+/// ([`crate::token_with_id`]), and so does its key, so new tokens are appended to the table's
+/// key index rather than scattered through it.
 pub fn new_refresh_token() -> (String, String) {
-    let token = crate::random_token();
-    let hash = crate::token_hash(&token);
-    (token, hash)
+    let token = crate::token_with_id(Uuid::now_v7());
+    let key = refresh_token_key(&token);
+    (token, key)
+}
+
+/// The key a refresh token is stored under: the UUID it starts with, in hex, then the token's
+/// hash; for a token of an earlier version (random only), its hash alone.
+pub fn refresh_token_key(token: &str) -> String {
+    let hash = crate::token_hash(token);
+    match crate::token_id(token) {
+        Some(id) => format!("{}{hash}", id.simple()),
+        None => hash,
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +225,17 @@ mod tests {
             disabled: false,
             created_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn refresh_tokens_are_stored_under_time_ordered_keys() {
+        let (first, first_key) = new_refresh_token();
+        let (second, second_key) = new_refresh_token();
+        assert_eq!((refresh_token_key(&first), refresh_token_key(&second)), (first_key.clone(), second_key.clone()));
+        assert!(first_key < second_key, "issued later, sorted later");
+        assert!(first_key.ends_with(&crate::token_hash(&first)) && !first_key.contains(&first));
+        let earlier = crate::random_token();
+        assert_eq!(refresh_token_key(&earlier), crate::token_hash(&earlier), "earlier tokens: the hash alone");
     }
 
     #[test]

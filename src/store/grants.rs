@@ -16,9 +16,9 @@ use sea_orm::{
 
 use super::sqlite_script::GroupCommit;
 
-/// The refresh token stored with a grant: its hash and expiry.
+/// The refresh token stored with a grant: its key ([`crate::oidc::tokens::refresh_token_key`]) and expiry.
 pub struct NewRefreshToken {
-    pub hash: String,
+    pub key: String,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -86,10 +86,10 @@ fn insert_refresh_after(
     Ok(insert)
 }
 
-/// `SELECT hash, grant_id, now, expires_at`: a new refresh token's row, in [`REFRESH_TOKEN_COLUMNS`] order.
+/// `SELECT key, grant_id, now, expires_at`: a new refresh token's row, in [`REFRESH_TOKEN_COLUMNS`] order.
 fn token_row(refresh: NewRefreshToken, grant_id: SimpleExpr, now: DateTime<Utc>) -> SelectStatement {
     Query::select()
-        .expr(Expr::val(refresh.hash))
+        .expr(Expr::val(refresh.key))
         .expr(grant_id)
         .expr(Expr::val(now))
         .expr(Expr::val(refresh.expires_at))
@@ -128,25 +128,25 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<grant::M
     super::unique(grant::Entity::find_by_id(id).into_model(), db).await
 }
 
-/// A refresh token by hash.
-pub async fn find_refresh(db: &impl ConnectionTrait, hash: &str) -> Result<Option<refresh_token::Model>, DbErr> {
-    super::unique(refresh_token::Entity::find_by_id(hash.to_owned()).into_model(), db).await
+/// A refresh token by key.
+pub async fn find_refresh(db: &impl ConnectionTrait, key: &str) -> Result<Option<refresh_token::Model>, DbErr> {
+    super::unique(refresh_token::Entity::find_by_id(key.to_owned()).into_model(), db).await
 }
 
-/// Marks `old_hash` used and stores its successor, atomically. `false` when the old token was
+/// Marks `old_key` used and stores its successor, atomically. `false` when the old token was
 /// already used (a concurrent refresh won): nothing is stored then. One statement on
 /// PostgreSQL (the UPDATE in a `WITH`), one script on SQLite (the INSERT only if the UPDATE
 /// changed a row: `changes()` is the count of the last completed statement).
 pub async fn rotate_refresh(
     writes: &GroupCommit,
     grant_id: Uuid,
-    old_hash: &str,
+    old_key: &str,
     new: NewRefreshToken,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let mut mark_used = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
-        .filter(refresh_token::Column::TokenHash.eq(old_hash))
+        .filter(refresh_token::Column::TokenHash.eq(old_key))
         .filter(refresh_token::Column::UsedAt.is_null())
         .into_query();
     mark_used.returning_col(refresh_token::Column::GrantId);

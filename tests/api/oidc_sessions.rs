@@ -20,6 +20,7 @@ use crate::{
 };
 
 on_both_backends!(codes_carry_the_released_claims_but_not_past_a_disabled_account);
+on_both_backends!(refresh_tokens_are_time_ordered_and_those_of_earlier_versions_still_work);
 
 async fn person(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String) {
     let browser = app.browser();
@@ -30,6 +31,18 @@ async fn person(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String
 
 /// The PKCE verifier of `authorize_url`'s challenge (RFC 7636, appendix B).
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// A first-party client and the tokens of one person's code flow with it: the client's id and
+/// secret, the person's username, the token response.
+async fn first_party_tokens(app: &TestApp) -> (String, String, String, Value) {
+    let (client_id, secret) = register(app, first_party()).await;
+    let secret = secret.unwrap();
+    let (browser, name) = person(app, &mut SoftAuthenticator::default()).await;
+    let (code, verifier) = authorize(&browser, app, &client_id, "").await;
+    let (status, tokens, _) = redeem_code(app, &client_id, &secret, &code, &verifier).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    (client_id, secret, name, tokens)
+}
 
 fn authorize_url(app: &TestApp, client_id: &str, extra: &str) -> String {
     format!(
@@ -337,11 +350,7 @@ async fn unproven_end_session_asks_first_and_back_channel_logout_is_delivered() 
 async fn disabled_users_lose_their_tokens() {
     use sea_orm::{ActiveModelTrait, Set};
     let app = TestApp::spawn(Backend::Embedded).await;
-    let (client_id, secret) = register(&app, first_party()).await;
-    let secret = secret.unwrap();
-    let (browser, name) = person(&app, &mut SoftAuthenticator::default()).await;
-    let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let (_, tokens, _) = redeem_code(&app, &client_id, &secret, &code, &verifier).await;
+    let (client_id, secret, name, tokens) = first_party_tokens(&app).await;
     let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
     let mut row: entity::user::ActiveModel = user.into();
     row.disabled = Set(true);
@@ -361,6 +370,42 @@ async fn disabled_users_lose_their_tokens() {
         .await
         .unwrap();
     assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// New refresh tokens are stored under keys that start with their time-ordered id; a token
+/// issued before (stored under its hash alone) still refreshes after the upgrade.
+async fn refresh_tokens_are_time_ordered_and_those_of_earlier_versions_still_work(backend: Backend) {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let app = TestApp::spawn(backend).await;
+    let (client_id, secret, _, tokens) = first_party_tokens(&app).await;
+    let issued = tokens["refresh_token"].as_str().unwrap();
+    let stored = entity::refresh_token::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(stored.token_hash, latchkey::oidc::tokens::refresh_token_key(issued));
+    assert!(stored.token_hash.starts_with(&latchkey::token_id(issued).unwrap().simple().to_string()));
+
+    let earlier = latchkey::random_token();
+    entity::refresh_token::ActiveModel {
+        token_hash: Set(latchkey::token_hash(&earlier)),
+        grant_id: Set(stored.grant_id),
+        created_at: Set(stored.created_at),
+        expires_at: Set(stored.expires_at),
+        used_at: Set(None),
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+    let refresh = |token: String| {
+        let (app, client_id, secret) = (&app, &client_id, &secret);
+        async move {
+            token_request(app, client_id, secret, &[("grant_type", "refresh_token"), ("refresh_token", &token)]).await
+        }
+    };
+    let (status, refreshed, _) = refresh(earlier.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let next = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    assert!(latchkey::token_id(&next).is_some(), "its successor has the new form");
+    assert_eq!(refresh(next).await.0, StatusCode::OK);
+    assert_eq!(refresh(earlier).await.1["error"], "invalid_grant", "rotated: single use");
 }
 
 /// A code carries what its scopes release about the person, so the exchange reads no account;
