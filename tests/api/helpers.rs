@@ -149,6 +149,15 @@ impl TestApp {
     pub fn browser(&self) -> Browser {
         Browser::at(&self.base)
     }
+
+    /// Disables or enables the account named `name` directly in the database.
+    pub async fn set_disabled(&self, name: &str, disabled: bool) {
+        use sea_orm::{ActiveModelTrait, Set};
+        let user = latchkey::store::users::find_by_login(&self.state.db, name).await.unwrap().unwrap();
+        let mut row: entity::user::ActiveModel = user.into();
+        row.disabled = Set(disabled);
+        row.update(&self.state.db).await.unwrap();
+    }
 }
 
 /// A fresh Redis key prefix.

@@ -317,14 +317,10 @@ fn creation_options_for_nobody() -> serde_json::Value {
 }
 
 async fn disabled_user_cannot_sign_in(backend: Backend) {
-    use sea_orm::{ActiveModelTrait, Set};
     let app = TestApp::spawn(backend).await;
     let mut auth = SoftAuthenticator::default();
     let (browser, name) = signed_up(&app, &mut auth).await;
-    let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
-    let mut row: entity::user::ActiveModel = user.into();
-    row.disabled = Set(true);
-    row.update(&app.state.db).await.unwrap();
+    app.set_disabled(&name, true).await;
     let step = browser.username_step(&name).await;
     let options = step.json_block("passkey-options");
     let (status, body) = browser.post_json("/login/passkey", &auth.assert_with(0, &options, &app.base)).await;
@@ -335,16 +331,11 @@ on_both_backends!(an_account_disabled_or_a_passkey_removed_during_the_passkey_st
 
 /// The passkey step uses what the username step read; its write checks that both still hold.
 async fn an_account_disabled_or_a_passkey_removed_during_the_passkey_step_gets_nothing(backend: Backend) {
-    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let app = TestApp::spawn(backend).await;
     let mut auth = SoftAuthenticator::default();
     let (browser, name) = signed_up(&app, &mut auth).await;
     let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
-    let set_disabled = |disabled: bool| {
-        let mut row: entity::user::ActiveModel = user.clone().into();
-        row.disabled = Set(disabled);
-        row.update(&app.state.db)
-    };
     let successes = || {
         entity::audit_event::Entity::find()
             .filter(entity::audit_event::Column::Kind.eq("signin.succeeded"))
@@ -353,11 +344,11 @@ async fn an_account_disabled_or_a_passkey_removed_during_the_passkey_step_gets_n
     let before = successes().await.unwrap();
 
     let step = browser.username_step(&name).await;
-    set_disabled(true).await.unwrap();
+    app.set_disabled(&name, true).await;
     let (status, body) =
         browser.post_json("/login/passkey", &auth.assert_with(0, &step.json_block("passkey-options"), &app.base)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    set_disabled(false).await.unwrap();
+    app.set_disabled(&name, false).await;
 
     let step = browser.username_step(&name).await;
     let passkey = latchkey::store::passkeys::list_for_user(&app.state.db, user.id).await.unwrap().remove(0);

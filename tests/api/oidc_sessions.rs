@@ -348,13 +348,9 @@ async fn unproven_end_session_asks_first_and_back_channel_logout_is_delivered() 
 
 #[tokio::test]
 async fn disabled_users_lose_their_tokens() {
-    use sea_orm::{ActiveModelTrait, Set};
     let app = TestApp::spawn(Backend::Embedded).await;
     let (client_id, secret, name, tokens) = first_party_tokens(&app).await;
-    let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
-    let mut row: entity::user::ActiveModel = user.into();
-    row.disabled = Set(true);
-    row.update(&app.state.db).await.unwrap();
+    app.set_disabled(&name, true).await;
     let (_, refreshed, _) = token_request(
         &app,
         &client_id,
@@ -411,7 +407,7 @@ async fn refresh_tokens_are_time_ordered_and_those_of_earlier_versions_still_wor
 /// A code carries what its scopes release about the person, so the exchange reads no account;
 /// the grant's INSERT still refuses an account disabled since, and nothing is stored.
 async fn codes_carry_the_released_claims_but_not_past_a_disabled_account(backend: Backend) {
-    use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+    use sea_orm::{EntityTrait, PaginatorTrait};
     let app = TestApp::spawn(backend).await;
     let (client_id, secret) = register(&app, first_party()).await;
     let secret = secret.unwrap();
@@ -424,10 +420,7 @@ async fn codes_carry_the_released_claims_but_not_past_a_disabled_account(backend
     assert!(claims.get("email").is_none(), "the email scope was not asked for: {claims}");
 
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let user = latchkey::store::users::find_by_login(&app.state.db, &name).await.unwrap().unwrap();
-    let mut row: entity::user::ActiveModel = user.into();
-    row.disabled = Set(true);
-    row.update(&app.state.db).await.unwrap();
+    app.set_disabled(&name, true).await;
     let (status, body, _) = redeem_code(&app, &client_id, &secret, &code, &verifier).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
     assert_eq!(entity::grant::Entity::find().count(&app.state.db).await.unwrap(), 1, "only the first grant");
