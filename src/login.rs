@@ -10,6 +10,7 @@
 //! carries the account and passkeys the username step read, so the passkey step reads nothing:
 //! its one write checks that the passkey is still registered and the account still enabled.
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use entity::{passkey as passkey_row, user};
 use uuid::Uuid;
@@ -81,7 +82,7 @@ pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -
     // One query whether or not the name has an account (the passkeys come joined), so the
     // answer takes as long either way: timing must not tell which names have accounts.
     let found = users::find_by_login_with_passkeys(&state.db, &remembered.name).await?.filter(|(u, _)| !u.disabled);
-    let (options, account, ceremony_state, greeting) = match found {
+    let (options, user_id, ceremony_state, greeting, account) = match found {
         Some((user, passkeys)) => {
             let keys = parse_all(&passkeys);
             let (options, ceremony_state) = state.passkeys.start_authentication(&keys, &remembered.name);
@@ -90,22 +91,57 @@ pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -
             } else {
                 remembered.name.clone()
             };
-            (options, Some(Box::new(LoginAccount { user, passkeys })), ceremony_state, greeting)
+            (options, Some(user.id), ceremony_state, greeting, LoginAccount { user, passkeys })
         }
         None if state.config.reveal_unknown_users => return Ok(UsernameOutcome::UnknownUser),
         None => {
-            let (options, decoy_state) = state.passkeys.start_decoy(&remembered.name);
-            (options, None, decoy_state, remembered.name.clone())
+            let (options, decoy_state, decoys) = state.passkeys.start_decoy(&remembered.name);
+            let account = decoy_account(&remembered.name, &decoys);
+            (options, None, decoy_state, remembered.name.clone(), account)
         }
     };
     let ceremony = Ceremony::Login {
         login_name: remembered.name.clone(),
-        user_id: account.as_ref().map(|a| a.user.id),
+        user_id,
         state: Some(ceremony_state),
-        account,
+        account: Some(Box::new(account)),
     };
     let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
     Ok(UsernameOutcome::PasskeyStep(Box::new(PasskeyStep { greeting, options, ceremony_id })))
+}
+
+/// What a decoy ceremony carries where a real one carries the account: built the same way (a
+/// user row, and a row per decoy passkey holding a stored passkey's JSON), so that storing and
+/// taking the ceremony costs what a real one does. It names nobody and is never read.
+fn decoy_account(login_name: &str, decoys: &[Passkey]) -> LoginAccount {
+    let now = Utc::now();
+    let user = user::Model {
+        id: Uuid::nil(),
+        username: login_name.to_owned(),
+        username_normalized: login_name.to_owned(),
+        email: login_name.to_owned(),
+        email_normalized: login_name.to_owned(),
+        display_name: login_name.to_owned(),
+        created_at: now,
+        disabled: false,
+    };
+    let passkeys = decoys
+        .iter()
+        .map(|decoy| passkey_row::Model {
+            id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            credential_id: URL_SAFE_NO_PAD.encode(decoy.cred_id()),
+            passkey_json: passkey::DECOY_PASSKEY.to_owned(),
+            name: "Passkey".to_owned(),
+            aaguid: Some(Uuid::nil()),
+            created_at: now,
+            last_used_at: Some(now),
+            backup_eligible: false,
+            backup_state: false,
+            transports: "hybrid,internal".to_owned(),
+        })
+        .collect();
+    LoginAccount { user, passkeys }
 }
 
 /// Starts a discoverable sign-in (autofill, or the "Use a passkey" button).
@@ -197,7 +233,7 @@ async fn verify_discoverable(
 }
 
 fn used_credential_id(result: &AuthenticationResult) -> String {
-    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, result.cred_id())
+    URL_SAFE_NO_PAD.encode(result.cred_id())
 }
 
 /// The passkey the assertion used, among those the username step read, and their owner.

@@ -34,8 +34,9 @@ pub enum Ceremony {
     /// The passkey step after the username step (or for a remembered user). `user_id` is
     /// `None` for a decoy (a name that matches no account), whose state names credentials
     /// nobody has; `state` is `None` only in decoys stored by earlier versions. `account` is
-    /// what the username step read, so the passkey step need not read it again (`None` for a
-    /// decoy, and in ceremonies stored by earlier versions).
+    /// what the username step read, so the passkey step need not read it again (for a decoy, a
+    /// stand-in of the same make that is never read; `None` in ceremonies stored by earlier
+    /// versions).
     Login {
         login_name: String,
         user_id: Option<Uuid>,

@@ -120,7 +120,10 @@ impl PasskeyService {
     ) -> (RequestChallengeResponse, PasskeyAuthentication) {
         match self.webauthn.start_passkey_authentication(passkeys) {
             Ok(started) => started,
-            Err(_) => self.start_decoy(login_name),
+            Err(_) => {
+                let (options, state, _) = self.start_decoy(login_name);
+                (options, state)
+            }
         }
     }
 
@@ -129,7 +132,9 @@ impl PasskeyService {
     /// have the same shape and cost the same time. The passkeys are `DECOY_PASSKEY` under one
     /// or two credential ids derived from an HMAC of the normalised name: the same name always
     /// gets the same ids, which belong to nobody. The state verifies nothing anyone can sign.
-    pub fn start_decoy(&self, login_name: &str) -> (RequestChallengeResponse, PasskeyAuthentication) {
+    /// The decoy passkeys come back too, for the ceremony to carry as a real one carries the
+    /// account's.
+    pub fn start_decoy(&self, login_name: &str) -> (RequestChallengeResponse, PasskeyAuthentication, Vec<Passkey>) {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.decoy_key).expect("HMAC takes any key length");
         mac.update(crate::store::users::normalize(login_name).as_bytes());
         let digest = mac.finalize().into_bytes();
@@ -141,7 +146,9 @@ impl PasskeyService {
                 Passkey::from(credential)
             })
             .collect();
-        self.webauthn.start_passkey_authentication(&decoys).expect("decoy passkeys make a valid request")
+        let (options, state) =
+            self.webauthn.start_passkey_authentication(&decoys).expect("decoy passkeys make a valid request");
+        (options, state, decoys)
     }
 
     /// Starts a discoverable sign-in (passkey autofill or the "Use a passkey" button).
@@ -236,7 +243,7 @@ pub fn check_backup_eligibility(result: &AuthenticationResult, registered: bool)
 
 /// A passkey of nobody's, as webauthn-rs stores one: made once by a software authenticator whose
 /// private key was thrown away. Decoys carry it under their own credential ids.
-const DECOY_PASSKEY: &str = concat!(
+pub(crate) const DECOY_PASSKEY: &str = concat!(
     r#"{"cred":{"cred_id":"eClhTs-5GKFoNJJyMIwR1RoW3X0jVFRzbQ0UBxhY0rU","cred":{"type_":"ES256","key":{"EC_EC2":"#,
     r#"{"curve":"SECP256R1","x":"W0SdvgAaqNTZTseNeVEBP5ELFkpL0sKSEINwtlRMl60","#,
     r#""y":"EXMnb5T71bz_PtPSEIfuXuOions1rs4z_M1iGJKjc9k"}}},"counter":1,"transports":["hybrid","internal"],"#,
