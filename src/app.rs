@@ -12,6 +12,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
+    carried,
     config::Config,
     ephemeral::{Ephemeral, memory::MemoryStore, redis::RedisStore},
     mail::Mailer,
@@ -43,6 +44,8 @@ pub struct AppInner {
     pub csrf_key: Vec<u8>,
     /// Signs the ceremonies browsers carry (`passkey::ceremony`).
     pub ceremony_key: Vec<u8>,
+    /// Signs the pending authorization requests browsers carry ([`crate::oidc::pending`]).
+    pub pending_key: Vec<u8>,
     /// Token-signing keys, shared with every replica through the database.
     pub signing_keys: Arc<SigningKeys>,
     pub client_secrets: ClientSecrets,
@@ -118,6 +121,7 @@ impl AppState {
             passkeys,
             cookie_key: Key::from(&cookie_key),
             csrf_key,
+            pending_key: carried::derive_key(&ceremony_key, "pending authorization request"),
             ceremony_key,
             signing_keys,
             client_secrets,

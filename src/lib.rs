@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod carried;
 pub mod config;
 pub mod email_login;
 pub mod enrollment;

@@ -65,8 +65,8 @@ pub async fn page(
 
 /// The authorization request this browser is signing in for, if any.
 async fn pending_request(state: &AppState, jar: &CookieJar) -> Result<Option<Pending>, AppError> {
-    let id = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
-    Ok(pending::get(&state.ephemeral, id.as_deref().unwrap_or_default()).await?)
+    let kept = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
+    Ok(pending::find(&state.ephemeral, &state.pending_key, kept.as_deref().unwrap_or_default(), Utc::now()).await?)
 }
 
 /// The answer of a ceremony that signed the browser in (`session_id` names `session`): the

@@ -115,49 +115,49 @@ async fn authorize(
 
 /// `GET /authorize/resume`: continues the browser's pending request after sign-in.
 pub async fn resume(State(state): State<AppState>, jar: CookieJar, csrf: Csrf) -> Result<Response, PageError> {
-    let Some((pending_id, pending, client)) = pending_request(&state, &jar).await? else {
+    let Some((kept, pending, client)) = pending_request(&state, &jar).await? else {
         // The application's request expired or was answered already: the person is signed
         // in all the same, so show their account rather than an error.
         let jar = jar.add(cookies::removal(cookies::AUTHZ, state.config.is_https()));
         return Ok((jar, Redirect::to("/account")).into_response());
     };
-    continue_request(&state, jar, &csrf, &pending, Some(&pending_id), &client, false).await
+    continue_request(&state, jar, &csrf, &pending, Some(&kept), &client, false).await
 }
 
-/// The browser's stored pending request (its id, the request, its client).
+/// The browser's pending request (its cookie value, the request, its client).
 async fn pending_request(
     state: &AppState,
     jar: &CookieJar,
 ) -> Result<Option<(String, Pending, Arc<Client>)>, AppError> {
-    let id = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
-    let id = id.unwrap_or_default();
-    let Some(pending) = pending::get(&state.ephemeral, &id).await? else {
+    let kept = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
+    let kept = kept.unwrap_or_default();
+    let Some(pending) = pending::find(&state.ephemeral, &state.pending_key, &kept, Utc::now()).await? else {
         return Ok(None);
     };
-    Ok(find_client(state, &pending.request.client_id).await?.map(|client| (id, pending, client)))
+    Ok(find_client(state, &pending.request.client_id).await?.map(|client| (kept, pending, client)))
 }
 
-/// Answers, signs in, or asks for consent. `stored_as` is the request's id in the ephemeral
-/// store; a request that cannot be answered at once is stored only then.
+/// Answers, signs in, or asks for consent. `kept_as` is the value of the browser's cookie for
+/// the request; a request that cannot be answered at once is kept only then.
 async fn continue_request(
     state: &AppState,
     jar: CookieJar,
     csrf: &Csrf,
     pending: &Pending,
-    stored_as: Option<&str>,
+    kept_as: Option<&str>,
     client: &Client,
     consent_given: bool,
 ) -> Result<Response, PageError> {
     let me = signed_in(&jar, state).await?;
     let person = me.as_ref().map(|m| (&m.session, &m.user));
     match flow::decide(state, pending, client, person, consent_given, Utc::now()).await? {
-        Next::Answer(response) => answer(state, jar, response, stored_as).await,
+        Next::Answer(response) => answer(state, jar, response, kept_as).await,
         Next::SignIn => {
-            let jar = keep_pending(state, jar, pending, stored_as).await?;
+            let jar = keep_pending(state, jar, pending, kept_as).await?;
             Ok((jar, Redirect::to("/login")).into_response())
         }
         Next::Consent => {
-            let jar = keep_pending(state, jar, pending, stored_as).await?;
+            let jar = keep_pending(state, jar, pending, kept_as).await?;
             let scopes: Vec<_> = pending
                 .request
                 .scopes
@@ -179,18 +179,18 @@ async fn continue_request(
     }
 }
 
-/// Stores the request (unless it is stored already) under the browser's `latchkey_authz` cookie.
+/// Keeps the request (unless it is kept already) in the browser's `latchkey_authz` cookie.
 async fn keep_pending(
     state: &AppState,
     jar: CookieJar,
     pending: &Pending,
-    stored_as: Option<&str>,
+    kept_as: Option<&str>,
 ) -> Result<CookieJar, AppError> {
-    if stored_as.is_some() {
+    if kept_as.is_some() {
         return Ok(jar);
     }
-    let id = pending::save(&state.ephemeral, pending).await?;
-    Ok(jar.add(cookies::build(cookies::AUTHZ, id, Some(pending::PENDING_TTL), state.config.is_https())))
+    let kept = pending::keep(&state.ephemeral, &state.pending_key, pending).await?;
+    Ok(jar.add(cookies::build(cookies::AUTHZ, kept, Some(pending::PENDING_TTL), state.config.is_https())))
 }
 
 fn scope_description(scope: &str) -> &'static str {
@@ -222,7 +222,7 @@ pub async fn after_sign_in(
         return Ok((jar, "/account".into()));
     }
     let resume = || RESUME.to_owned();
-    let Some((pending_id, pending, client)) = pending_request(state, &jar).await? else {
+    let Some((kept, pending, client)) = pending_request(state, &jar).await? else {
         return Ok((jar, resume()));
     };
     let plain_redirect = pending.request.response_mode == ResponseMode::Query
@@ -231,16 +231,16 @@ pub async fn after_sign_in(
         return Ok((jar, resume()));
     }
     match flow::decide(state, &pending, &client, Some((session, user)), false, Utc::now()).await? {
-        Next::Answer(response) => Ok((forget_pending(state, jar, Some(&pending_id)).await?, response.redirect_url())),
+        Next::Answer(response) => Ok((forget_pending(state, jar, Some(&kept)).await?, response.redirect_url())),
         Next::SignIn | Next::Consent => Ok((jar, resume())),
     }
 }
 
-/// Forgets the pending request (`stored_as`, when it was stored) and its cookie, so it cannot
-/// be answered twice.
-async fn forget_pending(state: &AppState, jar: CookieJar, stored_as: Option<&str>) -> Result<CookieJar, AppError> {
-    if let Some(id) = stored_as {
-        pending::forget(&state.ephemeral, id).await?;
+/// Forgets the pending request (`kept_as`, when the browser keeps it) and its cookie, so it
+/// cannot be answered twice.
+async fn forget_pending(state: &AppState, jar: CookieJar, kept_as: Option<&str>) -> Result<CookieJar, AppError> {
+    if let Some(kept) = kept_as {
+        pending::forget(&state.ephemeral, kept).await?;
     }
     Ok(jar.add(cookies::removal(cookies::AUTHZ, state.config.is_https())))
 }
@@ -250,9 +250,9 @@ async fn answer(
     state: &AppState,
     jar: CookieJar,
     response: AuthorizationResponse,
-    stored_as: Option<&str>,
+    kept_as: Option<&str>,
 ) -> Result<Response, PageError> {
-    let jar = forget_pending(state, jar, stored_as).await?;
+    let jar = forget_pending(state, jar, kept_as).await?;
     match response.response_mode {
         ResponseMode::Query => Ok((jar, Redirect::to(&response.redirect_url())).into_response()),
         ResponseMode::FormPost => {
@@ -289,7 +289,7 @@ pub async fn consent_post(
     csrf: Csrf,
     CsrfForm(form): CsrfForm<ConsentForm>,
 ) -> Result<Response, PageError> {
-    let Some((pending_id, pending, client)) = pending_request(&state, &jar).await? else {
+    let Some((kept, pending, client)) = pending_request(&state, &jar).await? else {
         return Err(PageError(AppError::BadRequest(
             "This request has expired. Go back to the application and start again.".into(),
         )));
@@ -305,12 +305,12 @@ pub async fn consent_post(
             error: "access_denied",
             description: "The person denied access.".into(),
         };
-        return answer(&state, jar, flow::error_response(&error, state.issuer()), Some(&pending_id)).await;
+        return answer(&state, jar, flow::error_response(&error, state.issuer()), Some(&kept)).await;
     }
     consents::grant(&state.db, me.user.id, &client.client_id, &pending.request.scopes, Utc::now())
         .await
         .map_err(AppError::from)?;
-    continue_request(&state, jar, &csrf, &pending, Some(&pending_id), &client, true).await
+    continue_request(&state, jar, &csrf, &pending, Some(&kept), &client, true).await
 }
 
 /// `POST /token`.

@@ -141,8 +141,6 @@ pub async fn decide(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use chrono::TimeZone;
     use uuid::Uuid;
 
@@ -153,20 +151,7 @@ mod tests {
     }
 
     fn pending(prompt: Prompt, max_age: Option<i64>, received_at: DateTime<Utc>) -> Pending {
-        let request = AuthorizationRequest {
-            client_id: "client".into(),
-            redirect_uri: "https://app.example.com/callback".into(),
-            response_mode: ResponseMode::Query,
-            scopes: BTreeSet::from(["openid".to_owned()]),
-            state: None,
-            nonce: None,
-            code_challenge: None,
-            prompt,
-            max_age,
-            login_hint: None,
-            acr_values: vec![],
-        };
-        Pending::new(request, received_at)
+        Pending::example(prompt, max_age, received_at)
     }
 
     fn signed_in_at(at: DateTime<Utc>) -> Session {

@@ -16,13 +16,12 @@ use std::time::Duration;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use entity::{passkey, user};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use uuid::Uuid;
 use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration};
 
 use crate::{
+    carried,
     ephemeral::{Ephemeral, EphemeralError},
     random_token,
     store::users::NewUser,
@@ -106,34 +105,22 @@ struct Carried {
     expires: i64,
 }
 
-/// A discoverable ceremony as an id the browser carries: `d.<payload>.<signature>`, where the
-/// signature is HMAC-SHA-256 over the payload with the instance's ceremony key.
+/// A discoverable ceremony as an id the browser carries: `d.` and the [`carried`] state with
+/// its expiry, signed with the instance's ceremony key.
 pub fn carry_discoverable(signing_key: &[u8], state: DiscoverableAuthentication, expires_at: DateTime<Utc>) -> String {
-    let carried = Carried { state, expires: expires_at.timestamp() };
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&carried).expect("ceremony state serialises"));
-    let signature = URL_SAFE_NO_PAD.encode(mac(signing_key, &payload).finalize().into_bytes());
-    format!("{CARRIED_PREFIX}{payload}.{signature}")
+    format!("{CARRIED_PREFIX}{}", carried::seal(signing_key, &Carried { state, expires: expires_at.timestamp() }))
 }
 
-/// The state, signature and expiry of a carried ceremony whose signature checks (in constant
-/// time) and which has not expired.
+/// The state, signature and expiry of a carried ceremony whose signature checks and which has
+/// not expired.
 fn open(
     signing_key: &[u8],
-    carried: &str,
+    sealed: &str,
     now: DateTime<Utc>,
 ) -> Option<(DiscoverableAuthentication, Vec<u8>, DateTime<Utc>)> {
-    let (payload, signature) = carried.split_once('.')?;
-    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-    mac(signing_key, payload).verify_slice(&signature).ok()?;
-    let carried: Carried = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    let (carried, signature) = carried::open::<Carried>(signing_key, sealed)?;
     let expires_at = DateTime::from_timestamp(carried.expires, 0).filter(|at| *at > now)?;
     Some((carried.state, signature, expires_at))
-}
-
-fn mac(signing_key: &[u8], payload: &str) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(signing_key).expect("HMAC takes any key length");
-    mac.update(payload.as_bytes());
-    mac
 }
 
 #[cfg(test)]

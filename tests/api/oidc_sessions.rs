@@ -21,6 +21,7 @@ use crate::{
 
 on_both_backends!(codes_carry_the_released_claims_but_not_past_a_disabled_account);
 on_both_backends!(refresh_tokens_are_time_ordered_and_those_of_earlier_versions_still_work);
+on_both_backends!(the_browser_carries_a_pending_request_unless_it_is_too_long_for_a_cookie);
 
 async fn person(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String) {
     let browser = app.browser();
@@ -121,6 +122,50 @@ async fn prompt_login_max_age_and_login_hint_send_the_person_to_sign_in() {
     assert_eq!(location(&hinted), "/login");
     let login = stranger.get("/login").await;
     assert!(login.body.contains(&format!("value=\"{name}\"")), "login_hint prefills the username step");
+}
+
+async fn the_browser_carries_a_pending_request_unless_it_is_too_long_for_a_cookie(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (client_id, secret) = register(&app, first_party()).await;
+    let mut auth = SoftAuthenticator::default();
+    let (browser, name) = person(&app, &mut auth).await;
+    browser.sign_out().await;
+
+    // A browser's cookie holds at most 4,096 bytes: a longer request waits in the store.
+    for (state, carried) in [("st".to_owned(), true), ("s".repeat(4_000), false)] {
+        let entries = app.state.ephemeral.entry_count();
+        let url = authorize_url(&app, &client_id, "").replace("state=st", &format!("state={state}"));
+        let started = browser.client.get(url).send().await.unwrap();
+        assert_eq!(location(&started), "/login");
+        let kept = started
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .find_map(|c| c.to_str().unwrap().strip_prefix("latchkey_authz=")?.split(';').next().map(str::to_owned))
+            .expect("the request is kept in the latchkey_authz cookie");
+        assert_eq!(kept.starts_with("p."), carried, "{} bytes", kept.len());
+        assert!(kept.len() < 3_900, "{} bytes", kept.len());
+        let stored = usize::from(!carried);
+        assert_eq!(app.state.ephemeral.entry_count(), entries.map(|n| n + stored), "stored only when too long");
+
+        let passkey_step = browser.username_step(&name).await;
+        let (status, body) = browser.answer_passkey_step(&passkey_step, &mut auth).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let answered = body["redirect_to"].as_str().unwrap_or_default();
+        assert_eq!(param(answered, "state"), Some(state), "the request came back whole");
+        let code = param(answered, "code").expect("a code");
+        let (status, tokens, _) = redeem_code(&app, &client_id, secret.as_deref().unwrap(), &code, VERIFIER).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        let resumed = browser.client.get(format!("{}/authorize/resume", app.base)).send().await.unwrap();
+        assert_eq!(location(&resumed), "/account", "the answered request is gone");
+        browser.sign_out().await;
+    }
+    // Forged or edited requests are not taken up.
+    let forged = app.browser();
+    let url = reqwest::Url::parse(&app.base).unwrap();
+    forged.jar.add_cookie_str(&format!("latchkey_authz=p.e30.{}", "A".repeat(43)), &url);
+    let resumed = forged.client.get(format!("{}/authorize/resume", app.base)).send().await.unwrap();
+    assert_eq!(location(&resumed), "/account");
 }
 
 #[tokio::test]
