@@ -5,10 +5,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use latchkey_softkey::SoftAuthenticator;
-use openidconnect::{
-    ClientId, ClientSecret, IssuerUrl, Nonce,
-    core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet},
-};
+use openidconnect::{ClientId, ClientSecret, IssuerUrl, Nonce, core::CoreIdToken};
 use rand::RngCore;
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -18,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     Alg, LoginMode, Options,
     agent::{Agent, Answer, FlowError, Jar, StepTimes},
+    jwk::{IdTokenVerifier, JwkSet},
 };
 
 /// Cookies a returning browser still holds after its sign-in session ended: the remembered
@@ -47,7 +45,7 @@ pub struct Shared {
     /// How a login starts.
     pub login_mode: LoginMode,
     /// The published JWK set, fetched once before the run.
-    pub jwks: CoreJsonWebKeySet,
+    pub jwks: JwkSet,
     /// The algorithm the client's ID tokens must be signed with.
     pub alg: Alg,
 }
@@ -56,7 +54,7 @@ impl Shared {
     /// Fetches the JWK set and prepares to act as the client `options` names.
     pub async fn new(options: &Options, agent: Agent) -> anyhow::Result<Shared> {
         let response = agent.client.get(format!("{}/jwks.json", agent.base)).send().await?.error_for_status()?;
-        let jwks: CoreJsonWebKeySet = serde_json::from_slice(&response.bytes().await?)?;
+        let jwks: JwkSet = serde_json::from_slice(&response.bytes().await?)?;
         Ok(Shared {
             agent,
             client_id: options.client_id(),
@@ -69,8 +67,8 @@ impl Shared {
     }
 
     /// An ID-token verifier for this client (one per virtual user).
-    pub fn verifier(&self) -> anyhow::Result<CoreIdTokenVerifier<'static>> {
-        Ok(CoreIdTokenVerifier::new_confidential_client(
+    pub fn verifier(&self) -> anyhow::Result<IdTokenVerifier> {
+        Ok(IdTokenVerifier::new_confidential_client(
             ClientId::new(self.client_id.clone()),
             ClientSecret::new(self.client_secret.clone()),
             IssuerUrl::new(self.agent.base.clone())?,
@@ -166,7 +164,7 @@ fn encode(value: &str) -> String {
 /// each time (a new browser, or a returning one whose session ended).
 pub async fn login(
     shared: &Shared,
-    verifier: &CoreIdTokenVerifier<'static>,
+    verifier: &IdTokenVerifier,
     person: &mut Person,
     times: &mut StepTimes,
 ) -> Result<(), FlowError> {
@@ -262,7 +260,7 @@ pub async fn exchange_code(
 }
 
 /// Verifies the ID token's signature against the JWKS, its issuer, audience, expiry and nonce.
-pub fn verify_id_token(verifier: &CoreIdTokenVerifier<'static>, tokens: &Tokens, nonce: &str) -> Result<(), FlowError> {
+pub fn verify_id_token(verifier: &IdTokenVerifier, tokens: &Tokens, nonce: &str) -> Result<(), FlowError> {
     let raw = tokens.id_token.as_deref().ok_or_else(|| FlowError::new("id_token", "missing"))?;
     let id_token: CoreIdToken = raw.parse().map_err(|_| FlowError::new("id_token", "malformed"))?;
     let nonce = Nonce::new(nonce.to_owned());

@@ -22,6 +22,7 @@
 
 pub mod agent;
 pub mod flows;
+pub mod jwk;
 pub mod report;
 pub mod server;
 mod vus;

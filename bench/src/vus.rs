@@ -9,13 +9,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use openidconnect::core::CoreIdTokenVerifier;
 use tokio::task::JoinSet;
 
 use crate::{
     Options, Report, Scenario,
     agent::{Agent, FlowError, Jar, StepTimes, micros},
     flows::{self, AuthorizationRequest, Person, Shared},
+    jwk::IdTokenVerifier,
     report::Recorder,
     server::{Counters, ServerCounts},
 };
@@ -44,7 +44,7 @@ impl Pacer {
 
 /// What one virtual user repeats, with its own state.
 enum Work {
-    Login { people: Vec<Person>, next: usize, verifier: Box<CoreIdTokenVerifier<'static>> },
+    Login { people: Vec<Person>, next: usize, verifier: Box<IdTokenVerifier> },
     Refresh { refresh_token: String },
     Userinfo { access_token: String },
     Discovery { jwks: bool },

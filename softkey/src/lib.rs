@@ -10,7 +10,12 @@
 //! verify anything the relying party sends: it is a test double, never an authenticator to use.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use p256::ecdsa::{Signature, SigningKey, signature::Signer};
+use std::sync::Arc;
+
+use aws_lc_rs::{
+    rand::SystemRandom,
+    signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair},
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -34,7 +39,8 @@ pub struct SoftCredential {
     pub rp_id: String,
     /// The signature counter last reported.
     pub counter: u32,
-    key: SigningKey,
+    /// Shared by clones: a cloned authenticator holds the same credentials.
+    key: Arc<EcdsaKeyPair>,
 }
 
 /// A software authenticator.
@@ -81,15 +87,25 @@ fn client_data(kind: &str, options: &Value, origin: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn cose_key(key: &SigningKey) -> Vec<u8> {
+/// The key's public point in SEC 1 uncompressed form: `04 ‖ x ‖ y`.
+fn public_point(key: &EcdsaKeyPair) -> &[u8] {
+    key.public_key().as_ref()
+}
+
+/// An ASN.1 DER ECDSA signature over `message` (SHA-256), as authenticators send.
+fn sign(key: &EcdsaKeyPair, message: &[u8]) -> Vec<u8> {
+    key.sign(&SystemRandom::new(), message).expect("signing with a valid key").as_ref().to_vec()
+}
+
+fn cose_key(key: &EcdsaKeyPair) -> Vec<u8> {
     use ciborium::Value as C;
-    let point = key.verifying_key().to_encoded_point(false);
+    let (x, y) = public_point(key)[1..].split_at(32);
     let map = C::Map(vec![
         (C::Integer(1.into()), C::Integer(2.into())),
         (C::Integer(3.into()), C::Integer((-7).into())),
         (C::Integer((-1).into()), C::Integer(1.into())),
-        (C::Integer((-2).into()), C::Bytes(point.x().unwrap().to_vec())),
-        (C::Integer((-3).into()), C::Bytes(point.y().unwrap().to_vec())),
+        (C::Integer((-2).into()), C::Bytes(x.to_vec())),
+        (C::Integer((-3).into()), C::Bytes(y.to_vec())),
     ]);
     let mut out = Vec::new();
     ciborium::into_writer(&map, &mut out).unwrap();
@@ -115,8 +131,8 @@ impl SoftAuthenticator {
         let public_key = &options["publicKey"];
         let rp_id = public_key["rp"]["id"].as_str().unwrap().to_owned();
         let user_handle = B64.decode(public_key["user"]["id"].as_str().unwrap()).unwrap();
-        let key = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
-        let id: Vec<u8> = Sha256::digest(key.verifying_key().to_sec1_bytes()).to_vec();
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("generating a P-256 key");
+        let id: Vec<u8> = Sha256::digest(public_point(&key)).to_vec();
         let counter: u32 = if self.counting { 1 } else { 0 };
         let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
         auth_data.push(flags(true, self.user_verified, self.backup_eligible, self.backup_state, true));
@@ -133,10 +149,9 @@ impl SoftAuthenticator {
             Attestation::PackedSelf => {
                 let mut signed = auth_data.clone();
                 signed.extend_from_slice(&Sha256::digest(&client_data_json));
-                let signature: Signature = key.sign(&signed);
                 let statement = vec![
                     (C::Text("alg".into()), C::Integer((-7).into())),
-                    (C::Text("sig".into()), C::Bytes(signature.to_der().as_bytes().to_vec())),
+                    (C::Text("sig".into()), C::Bytes(sign(&key, &signed))),
                 ];
                 ("packed", statement)
             }
@@ -148,7 +163,7 @@ impl SoftAuthenticator {
         ]);
         let mut attestation_object = Vec::new();
         ciborium::into_writer(&attestation, &mut attestation_object).unwrap();
-        self.credentials.push(SoftCredential { id: id.clone(), user_handle, rp_id, counter, key });
+        self.credentials.push(SoftCredential { id: id.clone(), user_handle, rp_id, counter, key: Arc::new(key) });
         json!({
             "id": B64.encode(&id),
             "rawId": B64.encode(&id),
@@ -206,7 +221,7 @@ impl SoftAuthenticator {
         tamper(&mut auth_data, &mut client_data_json);
         let mut signed = auth_data.clone();
         signed.extend_from_slice(&Sha256::digest(&client_data_json));
-        let signature: Signature = credential.key.sign(&signed);
+        let signature = sign(&credential.key, &signed);
         json!({
             "id": B64.encode(&credential.id),
             "rawId": B64.encode(&credential.id),
@@ -214,7 +229,7 @@ impl SoftAuthenticator {
             "response": {
                 "clientDataJSON": B64.encode(&client_data_json),
                 "authenticatorData": B64.encode(&auth_data),
-                "signature": B64.encode(signature.to_der().as_bytes()),
+                "signature": B64.encode(signature),
                 "userHandle": B64.encode(&credential.user_handle),
             },
             "clientExtensionResults": {},

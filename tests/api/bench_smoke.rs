@@ -18,9 +18,18 @@ on_both_backends!(the_generator_completes_login_flows_without_errors);
 async fn the_generator_completes_login_flows_without_errors(backend: Backend) {
     // A load generator is what rate limits exist to stop; benchmarks run with them off.
     let app = TestApp::spawn_with(backend, &[("LATCHKEY_RATE_LIMITS", "off")]).await;
-    let spec = ClientSpec { id_token_signed_response_alg: Some("ES256".into()), ..first_party() };
-    let (client_id, secret) = register(&app, spec).await;
-    for (login_mode, seconds) in [(LoginMode::Username, 2), (LoginMode::Remembered, 1), (LoginMode::Discoverable, 1)] {
+    // Every way a sign-in can start, with ES256 ID tokens; then the other algorithms, whose
+    // signatures the generator checks with other keys.
+    let runs = [
+        (Alg::ES256, LoginMode::Username, 2),
+        (Alg::ES256, LoginMode::Remembered, 1),
+        (Alg::ES256, LoginMode::Discoverable, 1),
+        (Alg::RS256, LoginMode::Username, 1),
+        (Alg::EdDSA, LoginMode::Username, 1),
+    ];
+    for (alg, login_mode, seconds) in runs {
+        let spec = ClientSpec { id_token_signed_response_alg: Some(alg.as_str().into()), ..first_party() };
+        let (client_id, secret) = register(&app, spec).await;
         let options = Options {
             target: app.base.clone(),
             duration: Duration::from_secs(seconds),
@@ -28,16 +37,16 @@ async fn the_generator_completes_login_flows_without_errors(backend: Backend) {
             concurrency: 2,
             users: Some(2),
             scenario: Scenario::Login,
-            alg: Alg::ES256,
+            alg,
             login_mode,
-            client_id: Some(client_id.clone()),
-            client_secret: secret.clone().expect("a confidential client"),
+            client_id: Some(client_id),
+            client_secret: secret.expect("a confidential client"),
             redirect_uri: REDIRECT_URI.into(),
             ..Options::default()
         };
         let report = latchkey_bench::run(&options).await.expect("the generator sets up and runs");
-        assert!(!report.failed(), "{login_mode:?}: flows failed:\n{}", report.table());
-        assert!(report.flows >= 1, "{login_mode:?}: no flow completed:\n{}", report.table());
+        assert!(!report.failed(), "{alg:?} {login_mode:?}: flows failed:\n{}", report.table());
+        assert!(report.flows >= 1, "{alg:?} {login_mode:?}: no flow completed:\n{}", report.table());
         let server = report.server.as_ref().expect("the server's /metrics is read");
         assert!(server.cpu_ms_per_flow.is_some_and(|ms| ms > 0.0), "the server's CPU time is reported");
     }
