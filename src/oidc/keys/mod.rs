@@ -625,11 +625,18 @@ fn signature_error(error: jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
+/// How long before its creation an initial key counts as active. Replicas starting together
+/// run on clocks a little apart: one whose clock is behind the replica that created a key must
+/// still find it active, or it could sign nothing of that algorithm (and would publish its JWK
+/// set in another order) until its clock caught up.
+const INITIAL_KEY_ACTIVE_BEFORE_CREATION: chrono::Duration = chrono::Duration::minutes(5);
+
 async fn create_initial_if_none(db: &DatabaseConnection, alg: SigningAlg, now: DateTime<Utc>) -> anyhow::Result<()> {
     if store::exists_for_alg(db, alg.as_str()).await? {
         return Ok(());
     }
-    let key = new_row(initial_kid(alg), alg, generate_pem(alg).await?, now, now);
+    let activates_at = now.checked_sub_signed(INITIAL_KEY_ACTIVE_BEFORE_CREATION).unwrap_or(now);
+    let key = new_row(initial_kid(alg), alg, generate_pem(alg).await?, now, activates_at);
     store::insert_if_absent(db, key).await.with_context(|| format!("storing the initial {alg} key"))
 }
 

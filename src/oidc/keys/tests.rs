@@ -232,7 +232,7 @@ async fn clocks_moved_back_or_far_ahead_never_panic() {
     assert_eq!(keys.verify::<Value>(&with_exp(json!(-f64::MAX)), None, first), Err(TokenError::Expired));
     assert_eq!(keys.verify::<Value>(&with_exp(json!("tomorrow")), None, now), Err(TokenError::Malformed));
     // Before the first key activates nothing signs: an error, not a token from the future.
-    let before = now - chrono::Duration::seconds(1);
+    let before = now - INITIAL_KEY_ACTIVE_BEFORE_CREATION - chrono::Duration::seconds(1);
     assert!(keys.sign(SigningAlg::ES256, None, &claims(before, 60), before).is_err());
 
     // A token of a key published ahead still verifies when the clock goes back before its activation.
@@ -351,6 +351,18 @@ async fn concurrent_first_starts_create_one_key_per_algorithm() {
     );
     assert_one_initial_key_each(&store::all(&db).await.unwrap());
     assert_eq!(a.unwrap().jwks(), b.unwrap().jwks());
+}
+
+#[tokio::test]
+async fn a_replica_whose_clock_is_behind_signs_with_the_initial_keys_at_once() {
+    let db = fresh_db().await;
+    let ahead = SigningKeys::load_or_create(&db, t0() + chrono::Duration::minutes(1)).await.unwrap();
+    let behind = SigningKeys::load_or_create(&db, t0()).await.unwrap();
+    for alg in SigningAlg::ALL {
+        let token = behind.sign(alg, None, &claims(t0(), 60), t0()).unwrap();
+        assert_eq!(kid_of(&token), initial_kid(alg));
+    }
+    assert_eq!(ahead.jwks(), behind.jwks(), "the same keys, in the same order");
 }
 
 fn assert_one_initial_key_each(rows: &[signing_key::Model]) {
