@@ -124,8 +124,31 @@ impl CreateClient {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    match runtime() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(err) => {
+            eprintln!("latchkey: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The async runtime. On one CPU (a container limited to one core, `taskset`), a current-thread
+/// runtime: a multi-thread one would run a single worker anyway, and pay for the cross-thread
+/// synchronisation of its scheduler on every wake-up (one core: +3.5 % logins, +12 % code
+/// exchanges; docs/benchmarks.md, ninth run). With more, a worker thread per CPU.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -6,6 +6,28 @@ use std::{process::Stdio, time::Duration};
 
 use reqwest::StatusCode;
 
+/// The CPUs a server process may use.
+#[derive(Clone, Copy, Debug)]
+pub enum Cpus {
+    All,
+    One,
+}
+
+impl Cpus {
+    /// Whether this machine can run a process on these CPUs: one CPU needs `taskset`
+    /// (util-linux); prints a notice when it is missing.
+    pub fn available(self) -> bool {
+        let available = match self {
+            Cpus::All => true,
+            Cpus::One => std::process::Command::new("taskset").arg("-V").output().is_ok(),
+        };
+        if !available {
+            eprintln!("notice: taskset not found; skipping the one-CPU run");
+        }
+        available
+    }
+}
+
 /// `latchkey serve`, running.
 pub struct Server {
     child: tokio::process::Child,
@@ -18,8 +40,23 @@ impl Server {
     /// Starts `latchkey serve` on `port` with extra `LATCHKEY_*` settings and waits until
     /// `/readyz` answers 200.
     pub async fn start(port: u16, settings: &[(&str, &str)]) -> Server {
+        Self::start_on(Cpus::All, port, settings).await
+    }
+
+    /// [`start`](Self::start), allowed `cpus` (one: pinned with `taskset`, where Latchkey runs a
+    /// current-thread runtime).
+    pub async fn start_on(cpus: Cpus, port: u16, settings: &[(&str, &str)]) -> Server {
         let base = format!("http://localhost:{port}");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        let binary = env!("CARGO_BIN_EXE_latchkey");
+        let mut command = match cpus {
+            Cpus::All => tokio::process::Command::new(binary),
+            Cpus::One => {
+                let mut taskset = tokio::process::Command::new("taskset");
+                taskset.args(["-c", "0", binary]);
+                taskset
+            }
+        };
+        let child = command
             .arg("serve")
             .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
             .env("LATCHKEY_ISSUER", &base)

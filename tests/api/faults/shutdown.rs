@@ -1,5 +1,6 @@
 //! SIGTERM under load: 16 clients keep requesting discovery and the username page of the real
-//! binary while it is told to stop. Every request it accepted gets its complete answer (never
+//! binary (on every CPU, and on one, where its runtime is a current-thread one) while it is
+//! told to stop. Every request it accepted gets its complete answer (never
 //! a connection reset mid-response), the process exits 0 within the shutdown grace period, and
 //! new connections are refused afterwards.
 
@@ -15,7 +16,7 @@ use reqwest::StatusCode;
 
 use crate::{
     helpers::{SqliteFile, free_port},
-    process::Server,
+    process::{Cpus, Server},
 };
 
 const CLIENTS: usize = 16;
@@ -24,6 +25,18 @@ const GRACE: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn sigterm_under_load_finishes_accepted_requests_and_exits_0() {
+    sigterm_under_load(Cpus::All).await;
+}
+
+/// On one CPU Latchkey runs a current-thread runtime instead of a multi-thread one.
+#[tokio::test]
+async fn sigterm_under_load_on_one_cpu_finishes_accepted_requests_and_exits_0() {
+    if Cpus::One.available() {
+        sigterm_under_load(Cpus::One).await;
+    }
+}
+
+async fn sigterm_under_load(cpus: Cpus) {
     let file = SqliteFile::new();
     let settings = [
         ("LATCHKEY_DATABASE_URL", file.url()),
@@ -31,7 +44,7 @@ async fn sigterm_under_load_finishes_accepted_requests_and_exits_0() {
         ("LATCHKEY_RATE_LIMITS", "off".into()),
     ];
     let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut server = Server::start(free_port(), &settings).await;
+    let mut server = Server::start_on(cpus, free_port(), &settings).await;
     let load = Arc::new(Load::default());
     let clients: Vec<_> = (0..CLIENTS).map(|n| tokio::spawn(client(server.base.clone(), n, load.clone()))).collect();
     while load.answered.load(Ordering::SeqCst) < 200 {
