@@ -51,6 +51,12 @@ impl Pending {
         Pending::new(request, received_at)
     }
 
+    /// When a carried request is refused: [`PENDING_TTL`] after it arrived (`None` past the
+    /// calendar's end).
+    fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.received_at.checked_add_signed(chrono::Duration::from_std(PENDING_TTL).ok()?)
+    }
+
     /// `prompt=login`: a sign-in from before the request does not count.
     pub fn requires_fresh_sign_in(&self) -> bool {
         self.request.prompt == Prompt::Login
@@ -97,7 +103,7 @@ pub async fn find(
         return store.get_json(&store_key(kept)).await;
     };
     let opened = carried::open::<Pending>(signing_key, sealed).map(|(pending, _)| pending);
-    Ok(opened.filter(|pending| now < pending.received_at + PENDING_TTL))
+    Ok(opened.filter(|pending| pending.expires_at().is_some_and(|end| now < end)))
 }
 
 /// Forgets an answered request: a stored one is deleted; a carried one goes with its cookie,
@@ -177,5 +183,7 @@ mod tests {
         assert_ne!(edited_payload, payload);
         assert_eq!(found(&store, &format!("{CARRIED_PREFIX}{edited_payload}.{signature}"), now()).await, None);
         assert_eq!(found(&store, &format!("{CARRIED_PREFIX}{payload}"), now()).await, None, "unsigned");
+        let endless = keep(&store, KEY, &Pending::example(Prompt::Default, None, DateTime::<Utc>::MAX_UTC)).await;
+        assert_eq!(found(&store, &endless.unwrap(), now()).await, None, "no expiry on the calendar: refused");
     }
 }
