@@ -12,6 +12,7 @@ mod admin;
 mod bench_smoke;
 mod browser;
 mod cli;
+mod container;
 mod email;
 mod faults;
 mod fuzz;
