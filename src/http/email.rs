@@ -39,7 +39,7 @@ pub async fn request_post(
     let Some(remembered) = remembered_user(&private, &state) else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let pending = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
+    let pending = super::oidc::kept_pending(&state, &jar);
     match email_login::request_link(&state, &remembered.name, &peer.ip().to_string(), pending).await {
         Ok(Ok(sent_to)) => {
             if let Some(user_id) = sent_to {

@@ -24,10 +24,7 @@ use crate::{
     config::Signup,
     error::AppError,
     login::{self, PasskeyStep, RememberedUser, UsernameOutcome},
-    oidc::{
-        flow,
-        pending::{self, Pending},
-    },
+    oidc::{flow, pending::Pending},
     ratelimit,
     session::Session,
     store::users::normalize,
@@ -65,8 +62,7 @@ pub async fn page(
 
 /// The authorization request this browser is signing in for, if any.
 async fn pending_request(state: &AppState, jar: &CookieJar) -> Result<Option<Pending>, AppError> {
-    let kept = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
-    Ok(pending::find(&state.ephemeral, &state.pending_key, kept.as_deref().unwrap_or_default(), Utc::now()).await?)
+    Ok(super::oidc::browser_pending(state, jar).await?.map(|(_, pending)| pending))
 }
 
 /// The answer of a ceremony that signed the browser in (`session_id` names `session`): the

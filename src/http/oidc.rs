@@ -124,14 +124,26 @@ pub async fn resume(State(state): State<AppState>, jar: CookieJar, csrf: Csrf) -
     continue_request(&state, jar, &csrf, &pending, Some(&kept), &client, false).await
 }
 
+/// The value of the browser's `latchkey_authz` cookie (its pending request, kept), if any.
+pub(super) fn kept_pending(state: &AppState, jar: &CookieJar) -> Option<String> {
+    jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned())
+}
+
+/// The browser's pending request and the cookie value it is kept as.
+pub(super) async fn browser_pending(state: &AppState, jar: &CookieJar) -> Result<Option<(String, Pending)>, AppError> {
+    let Some(kept) = kept_pending(state, jar) else {
+        return Ok(None);
+    };
+    let found = pending::find(&state.ephemeral, &state.pending_key, &kept, Utc::now()).await?;
+    Ok(found.map(|pending| (kept, pending)))
+}
+
 /// The browser's pending request (its cookie value, the request, its client).
 async fn pending_request(
     state: &AppState,
     jar: &CookieJar,
 ) -> Result<Option<(String, Pending, Arc<Client>)>, AppError> {
-    let kept = jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).map(|c| c.value().to_owned());
-    let kept = kept.unwrap_or_default();
-    let Some(pending) = pending::find(&state.ephemeral, &state.pending_key, &kept, Utc::now()).await? else {
+    let Some((kept, pending)) = browser_pending(state, jar).await? else {
         return Ok(None);
     };
     Ok(find_client(state, &pending.request.client_id).await?.map(|client| (kept, pending, client)))
@@ -218,7 +230,7 @@ pub async fn after_sign_in(
     session: &Session,
     user: &user::Model,
 ) -> Result<(CookieJar, String), AppError> {
-    if jar.get(&cookies::name(cookies::AUTHZ, state.config.is_https())).is_none() {
+    if kept_pending(state, &jar).is_none() {
         return Ok((jar, "/account".into()));
     }
     let resume = || RESUME.to_owned();

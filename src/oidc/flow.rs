@@ -150,17 +150,13 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
     }
 
-    fn pending(prompt: Prompt, max_age: Option<i64>, received_at: DateTime<Utc>) -> Pending {
-        Pending::example(prompt, max_age, received_at)
-    }
-
     fn signed_in_at(at: DateTime<Utc>) -> Session {
         Session::passkey(Uuid::nil(), true, false, at)
     }
 
     #[test]
     fn prompt_login_counts_a_sign_in_from_the_instant_of_the_request() {
-        let request = pending(Prompt::Login, None, t0());
+        let request = Pending::example(Prompt::Login, None, t0());
         let second = chrono::Duration::seconds(1);
         assert!(session_satisfies(&request, Some(&signed_in_at(t0())), t0()), "at the same instant");
         assert!(!session_satisfies(&request, Some(&signed_in_at(t0() - second)), t0() + second));
@@ -171,7 +167,7 @@ mod tests {
 
     #[test]
     fn max_age_ends_exactly_after_max_age_seconds_whichever_way_the_clock_moves() {
-        let request = pending(Prompt::Default, Some(60), t0());
+        let request = Pending::example(Prompt::Default, Some(60), t0());
         let session = signed_in_at(t0());
         let at = |seconds| t0() + chrono::Duration::seconds(seconds);
         assert!(session_satisfies(&request, Some(&session), at(60)));
@@ -179,7 +175,7 @@ mod tests {
         assert!(session_satisfies(&request, Some(&session), at(-86400)), "clock moved back");
         assert!(session_satisfies(&request, Some(&session), DateTime::<Utc>::MIN_UTC));
         assert!(!session_satisfies(&request, Some(&session), DateTime::<Utc>::MAX_UTC));
-        let no_limit = pending(Prompt::Default, None, t0());
+        let no_limit = Pending::example(Prompt::Default, None, t0());
         assert!(session_satisfies(&no_limit, Some(&session), DateTime::<Utc>::MAX_UTC));
     }
 }
