@@ -60,6 +60,20 @@ pin() { # pin CORE: the command prefix that pins to CORE (none on a one-core mac
   if [[ -n ${LATCHKEY_BENCH_NICE:-} ]]; then echo "nice -n $LATCHKEY_BENCH_NICE"; fi
 }
 
+# The machine, so that runs on different machines can be compared: machines of one kind differ
+# by a third from one to the next (docs/benchmarks.md). Its CPU, and OpenSSL's speed on the
+# server's core at the operations a login's cryptography is made of, when openssl is installed.
+{
+  echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, kernel $(uname -r)"
+  if command -v openssl >/dev/null; then
+    # shellcheck disable=SC2046 # the prefix is meant to split
+    $(pin "$server_cpu") openssl speed -seconds 2 ecdsap256 rsa2048 2>/dev/null | awk '
+      /^rsa 2048 bits/ { rsa = sprintf("RSA-2048 sign %.0f µs", 1e6 / $(NF - 1)) }
+      /nistp256/ { p256 = sprintf("P-256 sign %.1f µs, verify %.1f µs", 1e6 / $(NF - 1), 1e6 / $NF) }
+      END { if (p256 && rsa) print "openssl speed on the server core: " p256 "; " rsa }'
+  fi
+} >"$out/machine.txt"
+
 # Every login leaves a session, and a full run opens a few hundred thousand (more on a faster
 # machine): above the in-process store's default cap of 100,000 entries, which would then evict
 # the codes and ceremonies of sign-ins in progress along with the oldest sessions. The cap is
@@ -215,6 +229,10 @@ python3 - "$out" "$users" "${backends[@]}" <<'PY' | tee "$out/summary.md"
 import json, os, statistics, sys
 
 out, users, backends = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+
+machine = os.path.join(out, "machine.txt")
+if os.path.exists(machine):
+    print("".join(f"{line.rstrip()}  \n" for line in open(machine)))
 
 def load(backend, name):
     path = os.path.join(out, f"{backend}-{name}")
