@@ -19,7 +19,8 @@
 #
 # Redis round trips are read from INFO commandstats and database writes from PostgreSQL's
 # pg_stat_user_tables, both as deltas around a login run: give the benchmark a Redis of its own
-# for exact counts (other clients' commands count too).
+# for exact counts (other clients' commands count too). The CPU time of local postgres and
+# redis-server processes is read from /proc around each run (again, other clients' work counts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -124,9 +125,11 @@ run() {
     done
   ) &
   sampler_pid=$!
-  local status=0
+  local status=0 watched=()
+  # PostgreSQL and Redis share the machine (when they run on it): their CPU per flow too.
+  [[ -n $redis_url ]] && watched=(--watch-process postgres --watch-process redis-server)
   $(pin "$generator_cpu") "$generator" --target "$issuer" --duration "$duration" --warmup "$warmup" \
-    --concurrency "$concurrency" --users "$users" "$@" \
+    --concurrency "$concurrency" --users "$users" "${watched[@]}" "$@" \
     >"$out/$backend-$name.json" 2> >(tee "$out/$backend-$name.txt" >&2) || status=$?
   kill "$sampler_pid" 2>/dev/null || true
   wait "$sampler_pid" 2>/dev/null || true
@@ -292,6 +295,10 @@ def startup(backend):
     s = load(backend, "startup.json")
     return f"{statistics.median(s['startup_tenths_ms']) / 10:.0f} ms (median of {len(s['startup_tenths_ms'])})"
 
+def local_cpu(d):
+    local = d["server"]["local_processes_cpu_ms_per_flow"]
+    return " / ".join(f"{local[name]:.3f} ms" for name in ("postgres", "redis-server"))
+
 def flows(d):
     return f"{d['flows_per_sec']:,.0f}/s"
 
@@ -305,6 +312,7 @@ rows = [
     ("  at 70 % rate: achieved, p99", "login-es256-at70.json", lambda d: f"{d['flows_per_sec']:,.0f}/s, p99 {d['latency_ms']['p99']:.1f} ms"),
     ("  server requests per flow", "login-es256.json", lambda d: f"{d['server']['http_requests_per_flow']:.1f}"),
     ("  server CPU per flow", "login-es256.json", lambda d: f"{d['server']['cpu_ms_per_flow']:.3f} ms"),
+    ("  PostgreSQL / Redis CPU per flow (local processes)", "login-es256.json", local_cpu),
     ("  generator CPU", "login-es256.json", lambda d: f"{d['generator_cpu'] * 100:.0f} % of a core"),
     ("login ES256, remembered user", "login-es256-remembered.json", flows),
     ("login RS256", "login-rs256.json", flows),

@@ -23,6 +23,7 @@
 pub mod agent;
 pub mod flows;
 pub mod jwk;
+pub mod procstat;
 pub mod report;
 pub mod server;
 mod vus;
@@ -155,6 +156,9 @@ pub struct Options {
     pub client_secret: String,
     /// The client's registered redirect URI.
     pub redirect_uri: String,
+    /// Names of local processes whose CPU time per flow to report as well (e.g. `postgres`,
+    /// `redis-server`: services on the server's machine), read from `/proc`.
+    pub watch_processes: Vec<String>,
 }
 
 impl Default for Options {
@@ -172,6 +176,7 @@ impl Default for Options {
             client_id: None,
             client_secret: DEFAULT_CLIENT_SECRET.into(),
             redirect_uri: DEFAULT_REDIRECT_URI.into(),
+            watch_processes: Vec::new(),
         }
     }
 }

@@ -44,6 +44,10 @@ struct Cli {
     client_secret: String,
     #[arg(long, default_value = DEFAULT_REDIRECT_URI)]
     redirect_uri: String,
+    /// Also report the CPU time per flow of the local processes of this name, e.g. postgres or
+    /// redis-server when they run on the server's machine (repeatable; Linux).
+    #[arg(long = "watch-process", value_name = "NAME")]
+    watch_processes: Vec<String>,
     /// Tokio worker threads (default: the CPUs this process may use).
     #[arg(long)]
     threads: Option<usize>,
@@ -99,6 +103,7 @@ async fn async_main(cli: Cli) -> ExitCode {
         client_id: cli.client_id,
         client_secret: cli.client_secret,
         redirect_uri: cli.redirect_uri,
+        watch_processes: cli.watch_processes,
     };
     match latchkey_bench::run(&options).await {
         Ok(report) => {

@@ -209,6 +209,9 @@ impl Report {
             if let Some(cpu) = server.cpu_ms_per_flow {
                 let _ = writeln!(out, "  {cpu:.3} ms of server CPU");
             }
+            for (name, cpu) in &server.local_processes_cpu_ms_per_flow {
+                let _ = writeln!(out, "  {cpu:.3} ms of CPU in local {name} processes");
+            }
         }
         if let Some(cpu) = self.generator_cpu {
             let _ = writeln!(out, "generator CPU: {:.0} % of one core", cpu * 100.0);

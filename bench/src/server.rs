@@ -2,13 +2,15 @@
 //! the counters' growth divided by the flows completed — sign-ins, token responses, HTTP
 //! requests and, where Latchkey counts them, store operations
 //! (`latchkey_store_operations_total{store,operation}`) and the in-process store's growth in
-//! bytes (`latchkey_memory_store_bytes`, a gauge).
+//! bytes (`latchkey_memory_store_bytes`, a gauge). Read at the same moments: the CPU time of
+//! watched local processes ([`crate::procstat`]), such as the PostgreSQL and Redis the server
+//! uses.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::agent::Agent;
+use crate::{agent::Agent, procstat};
 
 /// The server process's CPU time (a standard process metric, not `latchkey_` prefixed).
 const PROCESS_CPU_SECONDS: &str = "process_cpu_seconds_total";
@@ -16,18 +18,26 @@ const PROCESS_CPU_SECONDS: &str = "process_cpu_seconds_total";
 /// The gauge of the in-process store's size.
 const MEMORY_STORE_BYTES: &str = "latchkey_memory_store_bytes";
 
+/// The series of a watched local process's CPU time, in seconds: `<this>{process="name"}`.
+const LOCAL_PROCESS_CPU_SECONDS: &str = "local_process_cpu_seconds";
+
 /// Counter values (and the store-size gauge) by series (`name{labels}`).
 #[derive(Clone, Debug, Default)]
 pub struct Counters(BTreeMap<String, f64>);
 
 impl Counters {
-    /// Reads `/metrics`; `None` when it is not served.
-    pub async fn scrape(agent: &Agent) -> Option<Counters> {
+    /// Reads `/metrics`, and the CPU time of the local processes named in `watched`; `None`
+    /// when `/metrics` is not served.
+    pub async fn scrape(agent: &Agent, watched: &[String]) -> Option<Counters> {
         let response = agent.client.get(format!("{}/metrics", agent.base)).send().await.ok()?;
         if !response.status().is_success() {
             return None;
         }
-        Some(Counters::parse(&response.text().await.ok()?))
+        let mut counters = Counters::parse(&response.text().await.ok()?);
+        for (name, cpu) in procstat::by_name(watched) {
+            counters.0.insert(format!("{LOCAL_PROCESS_CPU_SECONDS}{{process=\"{name}\"}}"), cpu.as_secs_f64());
+        }
+        Some(counters)
     }
 
     /// Parses the Prometheus text format (counters and the store-size gauge; histograms' buckets
@@ -73,6 +83,10 @@ pub struct ServerCounts {
     /// the server does not report `process_cpu_seconds_total`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_ms_per_flow: Option<f64>,
+    /// CPU time per flow in milliseconds of each watched local process name (all its
+    /// processes together), measured over the same time as the server's.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub local_processes_cpu_ms_per_flow: BTreeMap<String, f64>,
 }
 
 impl Counters {
@@ -118,6 +132,14 @@ impl ServerCounts {
             store_operations_per_flow: store_operations,
             memory_store_bytes_per_flow: growth.0.get(MEMORY_STORE_BYTES).map(|bytes| per_flow(*bytes)),
             cpu_ms_per_flow: growth.0.get(PROCESS_CPU_SECONDS).map(|seconds| per_flow(seconds * 1000.0)),
+            local_processes_cpu_ms_per_flow: growth
+                .0
+                .iter()
+                .filter_map(|(series, seconds)| {
+                    let name = series.strip_prefix(LOCAL_PROCESS_CPU_SECONDS)?.strip_prefix("{process=\"")?;
+                    Some((name.strip_suffix("\"}")?.to_owned(), per_flow(seconds * 1000.0)))
+                })
+                .collect(),
         }
     }
 }
@@ -153,5 +175,17 @@ mod tests {
         assert_eq!(counts.memory_store_bytes_per_flow, Some(600.0), "a series new since counts from zero");
         let cpu = counts.cpu_ms_per_flow.expect("the server's CPU time is read");
         assert!((cpu - 1.0).abs() < 1e-9, "20 ms of CPU over 20 flows: {cpu}");
+        assert!(counts.local_processes_cpu_ms_per_flow.is_empty(), "no process was watched");
+    }
+
+    #[test]
+    fn watched_processes_cpu_grows_per_flow() {
+        let postgres = |seconds: f64| {
+            Counters(BTreeMap::from([(format!("{LOCAL_PROCESS_CPU_SECONDS}{{process=\"postgres\"}}"), seconds)]))
+        };
+        let counts = ServerCounts::of(&postgres(3.5).growth_since(&postgres(2.0)), 1000);
+        assert_eq!(counts.local_processes_cpu_ms_per_flow.keys().collect::<Vec<_>>(), ["postgres"]);
+        let cpu = counts.local_processes_cpu_ms_per_flow["postgres"];
+        assert!((cpu - 1.5).abs() < 1e-9, "1.5 s of CPU over 1,000 flows: {cpu}");
     }
 }

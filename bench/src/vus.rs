@@ -16,6 +16,7 @@ use crate::{
     agent::{Agent, FlowError, Jar, StepTimes, micros},
     flows::{self, AuthorizationRequest, Person, Shared},
     jwk::IdTokenVerifier,
+    procstat,
     report::Recorder,
     server::{Counters, ServerCounts},
 };
@@ -69,15 +70,6 @@ impl Work {
     }
 }
 
-/// CPU time this process has used (user + system), from `/proc/self/stat` (Linux).
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on every Linux this runs on.
-    Some(Duration::from_millis(ticks * 10))
-}
-
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let agent = Agent::new(&options.target, options.concurrency)?;
     let shared = Arc::new(Shared::new(options, agent).await?);
@@ -94,7 +86,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     for mine in owned {
         works.push(prepare(options.scenario, &shared, mine).await.map_err(|e| anyhow::anyhow!("setup: {e}"))?);
     }
-    let before = Counters::scrape(&shared.agent).await;
+    let before = Counters::scrape(&shared.agent, &options.watch_processes).await;
     let pacer = options.rate.map(Pacer::new);
     let measure_from = Instant::now() + options.warmup;
     let until = measure_from + options.duration;
@@ -130,8 +122,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     while let Some(done) = set.join_next().await {
         recorder.merge(done?);
     }
-    let cpu = cpu_before.zip(cpu_time()).map(|(a, b)| (b - a).as_secs_f64() / options.duration.as_secs_f64());
-    let server = match (before, Counters::scrape(&shared.agent).await) {
+    let cpu = cpu_before.zip(procstat::own()).map(|(a, b)| (b - a).as_secs_f64() / options.duration.as_secs_f64());
+    let server = match (before, Counters::scrape(&shared.agent, &options.watch_processes).await) {
         (Some(before), Some(after)) => Some(ServerCounts::of(&after.growth_since(&before), recorder.completed)),
         _ => None,
     };
@@ -142,7 +134,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 fn cpu_at(at: Instant) -> tokio::task::JoinHandle<Option<Duration>> {
     tokio::spawn(async move {
         tokio::time::sleep_until(at.into()).await;
-        cpu_time()
+        procstat::own()
     })
 }
 
@@ -251,8 +243,8 @@ async fn token_rounds(
             batches.push(done?.map_err(|e| anyhow::anyhow!("minting codes: {e}"))?);
         }
         batches.sort_by_key(|(index, _, _)| *index);
-        let before = Counters::scrape(&shared.agent).await;
-        let cpu_before = cpu_time();
+        let before = Counters::scrape(&shared.agent, &options.watch_processes).await;
+        let cpu_before = procstat::own();
         let started = Instant::now();
         let pacer = options.rate.map(Pacer::new);
         let mut exchanging = JoinSet::new();
@@ -287,7 +279,7 @@ async fn token_rounds(
             round.merge(done?);
         }
         let elapsed = started.elapsed();
-        if let (Some(before), Some(after)) = (before, Counters::scrape(&shared.agent).await) {
+        if let (Some(before), Some(after)) = (before, Counters::scrape(&shared.agent, &options.watch_processes).await) {
             growth.add(&after.growth_since(&before));
         }
         if warming {
@@ -296,7 +288,7 @@ async fn token_rounds(
             round.steps.clear();
         } else {
             measured += elapsed;
-            cpu_used += cpu_before.zip(cpu_time()).map(|(a, b)| b - a).unwrap_or_default();
+            cpu_used += cpu_before.zip(procstat::own()).map(|(a, b)| b - a).unwrap_or_default();
         }
         recorder.merge(round);
     }

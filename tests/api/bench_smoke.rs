@@ -27,6 +27,9 @@ async fn the_generator_completes_login_flows_without_errors(backend: Backend) {
         (Alg::RS256, LoginMode::Username, 1),
         (Alg::EdDSA, LoginMode::Username, 1),
     ];
+    // The generator and the server are this process; watching it exercises the local-process
+    // CPU figures that bench.sh asks for PostgreSQL and Redis.
+    let this_process = std::fs::read_to_string("/proc/self/comm").expect("Linux's /proc").trim_end().to_owned();
     for (alg, login_mode, seconds) in runs {
         let spec = ClientSpec { id_token_signed_response_alg: Some(alg.as_str().into()), ..first_party() };
         let (client_id, secret) = register(&app, spec).await;
@@ -42,6 +45,7 @@ async fn the_generator_completes_login_flows_without_errors(backend: Backend) {
             client_id: Some(client_id),
             client_secret: secret.expect("a confidential client"),
             redirect_uri: REDIRECT_URI.into(),
+            watch_processes: vec![this_process.clone()],
             ..Options::default()
         };
         let report = latchkey_bench::run(&options).await.expect("the generator sets up and runs");
@@ -49,5 +53,7 @@ async fn the_generator_completes_login_flows_without_errors(backend: Backend) {
         assert!(report.flows >= 1, "{alg:?} {login_mode:?}: no flow completed:\n{}", report.table());
         let server = report.server.as_ref().expect("the server's /metrics is read");
         assert!(server.cpu_ms_per_flow.is_some_and(|ms| ms > 0.0), "the server's CPU time is reported");
+        let watched = server.local_processes_cpu_ms_per_flow.get(&this_process);
+        assert!(watched.is_some_and(|ms| *ms > 0.0), "the watched process's CPU time is reported: {watched:?}");
     }
 }
