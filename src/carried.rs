@@ -16,8 +16,7 @@ use sha2::Sha256;
 /// A key for one kind of carried value, derived from the instance's `master` key and `purpose`,
 /// so that a value signed for one purpose never opens as another.
 pub fn derive_key(master: &[u8], purpose: &str) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes any key length");
-    mac.update(b"latchkey carried value\0");
+    let mut mac = mac(master, "latchkey carried value\0");
     mac.update(purpose.as_bytes());
     mac.finalize().into_bytes().to_vec()
 }
@@ -39,6 +38,7 @@ pub fn open<T: DeserializeOwned>(key: &[u8], sealed: &str) -> Option<(T, Vec<u8>
     Some((value, signature))
 }
 
+/// HMAC-SHA-256 under `key`, fed `payload` so far.
 fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(payload.as_bytes());
