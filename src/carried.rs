@@ -9,22 +9,20 @@
 //! that need that claim the value's signature in the store once, when it is used.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
 use serde::{Serialize, de::DeserializeOwned};
-use sha2::Sha256;
+
+use crate::{keyed_hash, keyed_hash_matches};
 
 /// A key for one kind of carried value, derived from the instance's `master` key and `purpose`,
 /// so that a value signed for one purpose never opens as another.
 pub fn derive_key(master: &[u8], purpose: &str) -> Vec<u8> {
-    let mut mac = mac(master, "latchkey carried value\0");
-    mac.update(purpose.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    keyed_hash(master, &[b"latchkey carried value\0", purpose.as_bytes()]).to_vec()
 }
 
 /// `value`, signed with `key`, as `<payload>.<signature>` (base64url, no dots inside either).
 pub fn seal<T: Serialize>(key: &[u8], value: &T) -> String {
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("carried values serialise"));
-    let signature = URL_SAFE_NO_PAD.encode(mac(key, &payload).finalize().into_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(keyed_hash(key, &[payload.as_bytes()]));
     format!("{payload}.{signature}")
 }
 
@@ -33,16 +31,9 @@ pub fn seal<T: Serialize>(key: &[u8], value: &T) -> String {
 pub fn open<T: DeserializeOwned>(key: &[u8], sealed: &str) -> Option<(T, Vec<u8>)> {
     let (payload, signature) = sealed.split_once('.')?;
     let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-    mac(key, payload).verify_slice(&signature).ok()?;
+    keyed_hash_matches(key, &[payload.as_bytes()], &signature).then_some(())?;
     let value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
     Some((value, signature))
-}
-
-/// HMAC-SHA-256 under `key`, fed `payload` so far.
-fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(payload.as_bytes());
-    mac
 }
 
 #[cfg(test)]

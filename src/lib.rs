@@ -31,6 +31,7 @@ pub mod session;
 pub mod store;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -63,4 +64,38 @@ const TOKEN_WITH_ID_BYTES: usize = 16 + 32;
 /// SHA-256 in lower-case hex. A plain hash suffices, as nobody can guess such a token.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// HMAC-SHA-256 under `key` of `parts`, one after the other: the one keyed hash Latchkey uses
+/// (carried values, CSRF tokens, client secrets, decoy credential ids, derived keys).
+pub fn keyed_hash(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    keyed_mac(key, parts).finalize().into_bytes().into()
+}
+
+/// Whether `candidate` is [`keyed_hash`]`(key, parts)`, compared in constant time.
+pub fn keyed_hash_matches(key: &[u8], parts: &[&[u8]], candidate: &[u8]) -> bool {
+    keyed_mac(key, parts).verify_slice(candidate).is_ok()
+}
+
+fn keyed_mac(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_hash_is_hmac_sha256_over_the_parts_in_order() {
+        // RFC 4231, test case 2, with the message split in two.
+        let tag = keyed_hash(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        assert_eq!(hex::encode(tag), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert!(keyed_hash_matches(b"Jefe", &[b"what do ya want for nothing?"], &tag));
+        assert!(!keyed_hash_matches(b"Jeff", &[b"what do ya want for nothing?"], &tag));
+        assert!(!keyed_hash_matches(b"Jefe", &[b"what do ya want for nothing?"], &tag[..31]));
+    }
 }

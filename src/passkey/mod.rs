@@ -10,8 +10,6 @@ pub mod aaguid;
 pub mod ceremony;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use webauthn_rs::prelude::*;
 use webauthn_rs_proto::{AuthenticatorTransport, ResidentKeyRequirement};
 
@@ -135,9 +133,7 @@ impl PasskeyService {
     /// The decoy passkeys come back too, for the ceremony to carry as a real one carries the
     /// account's.
     pub fn start_decoy(&self, login_name: &str) -> (RequestChallengeResponse, PasskeyAuthentication, Vec<Passkey>) {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.decoy_key).expect("HMAC takes any key length");
-        mac.update(crate::store::users::normalize(login_name).as_bytes());
-        let digest = mac.finalize().into_bytes();
+        let digest = crate::keyed_hash(&self.decoy_key, &[crate::store::users::normalize(login_name).as_bytes()]);
         let count = 1 + usize::from(digest[0] & 1);
         let decoys: Vec<Passkey> = (0..count)
             .map(|i| {
@@ -253,10 +249,7 @@ pub(crate) const DECOY_PASSKEY: &str = concat!(
 );
 
 fn decoy_credential_id(key: &[u8], digest: &[u8], index: usize) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(digest);
-    mac.update(&[index as u8]);
-    let mut id = mac.finalize().into_bytes().to_vec();
+    let mut id = crate::keyed_hash(key, &[digest, &[index as u8]]).to_vec();
     // Platform authenticators typically use 16-32 byte ids; vary the length a little too.
     id.truncate(16 + usize::from(digest[1] % 2) * 16);
     id
