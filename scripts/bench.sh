@@ -323,6 +323,7 @@ rows = [
     ("refresh", "refresh-es256.json", flows),
     ("userinfo", "userinfo-es256.json", flows),
     ("discovery + JWKS", "discovery.json", lambda d: f"{d['requests_per_sec']:,.0f} req/s"),
+    ("  server CPU per request; generator CPU", "discovery.json", lambda d: f"{d['server']['cpu_ms_per_flow']:.3f} ms; {d['generator_cpu'] * 100:.0f} % of a core"),
     ("idle RSS", "startup.json", lambda d: f"{d['idle_rss_kb'] / 1024:.1f} MB"),
     ("peak RSS (all runs)", None, None),
 ]

@@ -215,6 +215,9 @@ impl Report {
         }
         if let Some(cpu) = self.generator_cpu {
             let _ = writeln!(out, "generator CPU: {:.0} % of one core", cpu * 100.0);
+            if generator_saturated(cpu) {
+                let _ = writeln!(out, "note: the generator was near the limit of one core; the server may do more");
+            }
         }
         for (kind, count) in &self.errors {
             let _ = writeln!(out, "error {count:>8} × {kind}");
@@ -223,9 +226,21 @@ impl Report {
     }
 }
 
+/// Whether the generator used so much of a core (`cpu` in cores) that it, not the server, may
+/// have set the pace: its virtual users share one runtime, pinned to one core by `bench.sh`.
+fn generator_saturated(cpu: f64) -> bool {
+    cpu >= 0.9
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generator_near_a_full_core_is_flagged() {
+        assert!(generator_saturated(0.99));
+        assert!(!generator_saturated(0.71));
+    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {
