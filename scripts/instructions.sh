@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Instructions per login: a cost figure that repeats, for comparing small changes
+# (docs/benchmarks.md). Runs Latchkey (release build, embedded default, fresh SQLite file) under
+# valgrind's callgrind, drives complete logins + code exchanges at it with latchkey-bench,
+# counts the user-space instructions the server executes over a known number of sign-ins, and
+# prints instructions per login + exchange and the functions that cost most.
+#
+# Throughput on a shared two-core VM varies by 10 % between identical runs; this figure varies
+# by well under 1 %, whatever else the machine does. It leaves out what the kernel does and
+# time spent waiting (system calls, task switches, I/O), and it weighs every instruction the
+# same, so check a change that moves those with scripts/bench.sh.
+#
+#   scripts/instructions.sh [--duration 60s] [-- latchkey-bench options, e.g. --alg RS256]
+#
+# Environment:
+#   LATCHKEY_BENCH_PORT   port Latchkey listens on (default 8092)
+#   LATCHKEY_BENCH_OUT    output directory (default target/instructions/<date>)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=60s
+while (($#)); do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-get install -y valgrind)" >&2; exit 2; }
+
+port=${LATCHKEY_BENCH_PORT:-8092}
+issuer="http://localhost:$port"
+target_dir=${CARGO_TARGET_DIR:-target}
+out=${LATCHKEY_BENCH_OUT:-$target_dir/instructions/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+echo "== building (release)" >&2
+cargo build --release --quiet -p latchkey -p latchkey-bench
+"$target_dir/release/latchkey-bench" --print-clients-file >"$out/clients.yaml"
+
+env LATCHKEY_ISSUER="$issuer" LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_DATABASE_URL="sqlite://$out/latchkey.db?mode=rwc" \
+  LATCHKEY_CLIENTS_FILE="$out/clients.yaml" LATCHKEY_RATE_LIMITS=off RUST_LOG=warn \
+  valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
+  "$target_dir/release/latchkey" serve >"$out/server.log" 2>&1 &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+
+signins() { # successful passkey sign-ins so far, from /metrics
+  curl -sf "$issuer/metrics" | awk '/^latchkey_signins_total/ && /success/ {s += $2} END {print s + 0}'
+}
+wait_until() { # wait_until SECONDS COMMAND…: retries COMMAND every half second
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    ((SECONDS < deadline)) || { echo "instructions.sh: timed out waiting for: $*" >&2; exit 1; }
+    sleep 0.5
+  done
+}
+signed_in_some() { (($(signins) >= 20)); }
+
+echo "== starting under callgrind (slow)" >&2
+wait_until 180 curl -sf -o /dev/null "$issuer/readyz"
+# A few virtual users keep the server busy without piling up latency under valgrind; the
+# warm-up covers the sign-ups and the first sign-ins, which the count below leaves out.
+"$target_dir/release/latchkey-bench" --target "$issuer" --scenario login --concurrency 4 --users 8 \
+  --warmup 20s --duration "$duration" "$@" >"$out/generator.json" 2>"$out/generator.txt" &
+generator_pid=$!
+wait_until 180 signed_in_some
+first=$(signins)
+callgrind_control --zero "$server_pid" >/dev/null
+echo "== counting for $duration" >&2
+generator_status=0
+wait "$generator_pid" || generator_status=$?
+last=$(signins)
+callgrind_control --dump "$server_pid" >/dev/null
+kill -TERM "$server_pid"
+wait "$server_pid" 2>/dev/null || true
+if ((generator_status != 0)); then
+  echo "instructions.sh: latchkey-bench failed; see $out/generator.txt" >&2
+  exit 1
+fi
+
+python3 - "$out/callgrind.out.1" $((last - first)) <<'PY' | tee "$out/summary.txt"
+import collections, re, sys
+
+# Exclusive cost per function from callgrind's format: a cost line belongs to the current
+# fn= unless it follows a calls= line (then it is the callee's inclusive cost).
+path, logins = sys.argv[1], int(sys.argv[2])
+names, own, total = {}, collections.Counter(), 0
+function, callee_cost_next = None, False
+
+def resolve(spec):
+    match = re.match(r"\((\d+)\)(?: (.*))?", spec)
+    if not match:
+        return spec
+    if match.group(2):
+        names[match.group(1)] = match.group(2)
+    return names.get(match.group(1), spec)
+
+for line in open(path, errors="replace"):
+    if line.startswith("fn="):
+        function = resolve(line[3:].strip())
+    elif line.startswith("cfn="):
+        resolve(line[4:].strip())
+    elif line.startswith("calls="):
+        callee_cost_next = True
+    elif line[:1].isdigit() or line[:1] in "+-*":
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        if callee_cost_next:
+            callee_cost_next = False
+            continue
+        own[function] += int(fields[1])
+        total += int(fields[1])
+
+print(f"{logins} logins + exchanges counted; {total / logins / 1e6:.3f} M instructions each (user space)")
+print("functions by their own instructions:")
+for function, cost in own.most_common(25):
+    print(f"  {cost / total * 100:5.1f} %  {cost / logins / 1e3:8.1f} k per login  {function[:110]}")
+PY
+echo "results: $out (callgrind_annotate --inclusive=yes $out/callgrind.out.1 for inclusive costs)" >&2
