@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::http::{HeaderMap, header};
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
 /// The SSO session id.
@@ -22,6 +23,21 @@ pub fn name(base: &str, https: bool) -> String {
     if https { format!("__Host-{base}") } else { base.to_owned() }
 }
 
+/// The value of the cookie `name` exactly as the browser sent it (not percent-decoded; the last
+/// one when it was sent twice, as in a parsed jar). For a value that never needs decoding, read
+/// on every request: it skips decoding every other cookie the request carries.
+pub fn sent_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(|cookie| cookie.name() == name)
+        .last()
+        .and_then(|cookie| cookie.value_raw())
+}
+
 /// A cookie with Latchkey's attributes; `max_age` `None` makes it last for the browser session.
 pub fn build(base: &str, value: String, max_age: Option<Duration>, https: bool) -> Cookie<'static> {
     let mut cookie =
@@ -38,4 +54,22 @@ pub fn removal(base: &str, https: bool) -> Cookie<'static> {
     let mut cookie = build(base, String::new(), None, https);
     cookie.make_removal();
     cookie
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sent_value_is_found_among_the_cookie_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, "a=1; latchkey_csrf=seed%41; b".parse().unwrap());
+        headers.append(header::COOKIE, "c=3".parse().unwrap());
+        assert_eq!(sent_value(&headers, "latchkey_csrf"), Some("seed%41"), "as sent, not decoded");
+        assert_eq!(sent_value(&headers, "c"), Some("3"));
+        assert_eq!(sent_value(&headers, "latchkey"), None);
+        headers.append(header::COOKIE, "c=4".parse().unwrap());
+        assert_eq!(sent_value(&headers, "c"), Some("4"), "the last of two, as a parsed jar keeps");
+        assert_eq!(sent_value(&HeaderMap::new(), "c"), None);
+    }
 }

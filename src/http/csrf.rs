@@ -9,7 +9,6 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use axum_extra::extract::CookieJar;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::cookies;
@@ -22,10 +21,9 @@ struct CsrfSeed(String);
 /// Makes sure the browser holds a CSRF cookie, and exposes its value to handlers.
 pub async fn seed_cookie(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let https = state.config.is_https();
-    let existing = CookieJar::from_headers(request.headers())
-        .get(&cookies::name(cookies::CSRF, https))
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() == 43);
+    let existing = cookies::sent_value(request.headers(), &cookies::name(cookies::CSRF, https))
+        .filter(|v| v.len() == 43)
+        .map(str::to_owned);
     let fresh = existing.is_none();
     let seed = existing.unwrap_or_else(random_token);
     request.extensions_mut().insert(CsrfSeed(seed.clone()));
