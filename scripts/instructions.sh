@@ -13,6 +13,9 @@
 #   scripts/instructions.sh [--duration 60s] [-- latchkey-bench options, e.g. --alg RS256]
 #
 # Environment:
+#   LATCHKEY_BENCH_DATABASE_URL, LATCHKEY_BENCH_REDIS_URL   both set: count on PostgreSQL (a
+#                         fresh schema, dropped afterwards) and Redis (a fresh key prefix)
+#                         instead of the embedded default
 #   LATCHKEY_BENCH_PORT   port Latchkey listens on (default 8092)
 #   LATCHKEY_BENCH_OUT    output directory (default target/instructions/<date>)
 set -euo pipefail
@@ -32,20 +35,39 @@ command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-g
 port=${LATCHKEY_BENCH_PORT:-8092}
 issuer="http://localhost:$port"
 target_dir=${CARGO_TARGET_DIR:-target}
-out=${LATCHKEY_BENCH_OUT:-$target_dir/instructions/$(date -u +%Y%m%dT%H%M%SZ)}
+stamp=$(date -u +%Y%m%dt%H%M%Sz)
+out=${LATCHKEY_BENCH_OUT:-$target_dir/instructions/$stamp}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+
+stores=(LATCHKEY_DATABASE_URL="sqlite://$out/latchkey.db?mode=rwc")
+pg_schema=
+if [[ -n ${LATCHKEY_BENCH_DATABASE_URL:-} && -n ${LATCHKEY_BENCH_REDIS_URL:-} ]]; then
+  pg_schema="instructions_$stamp"
+  psql "$LATCHKEY_BENCH_DATABASE_URL" -q -c "create schema $pg_schema"
+  separator='?'; [[ $LATCHKEY_BENCH_DATABASE_URL == *\?* ]] && separator='&'
+  stores=(LATCHKEY_DATABASE_URL="$LATCHKEY_BENCH_DATABASE_URL${separator}options[search_path]=$pg_schema"
+    LATCHKEY_REDIS_URL="$LATCHKEY_BENCH_REDIS_URL" LATCHKEY_REDIS_PREFIX="latchkey-instructions:$stamp:")
+fi
 
 echo "== building (release)" >&2
 cargo build --release --quiet -p latchkey -p latchkey-bench
 "$target_dir/release/latchkey-bench" --print-clients-file >"$out/clients.yaml"
 
-env LATCHKEY_ISSUER="$issuer" LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_DATABASE_URL="sqlite://$out/latchkey.db?mode=rwc" \
+env LATCHKEY_ISSUER="$issuer" LATCHKEY_LISTEN="127.0.0.1:$port" "${stores[@]}" \
   LATCHKEY_CLIENTS_FILE="$out/clients.yaml" LATCHKEY_RATE_LIMITS=off RUST_LOG=warn \
   valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
   "$target_dir/release/latchkey" serve >"$out/server.log" 2>&1 &
 server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+cleanup() {
+  kill "$server_pid" 2>/dev/null || true
+  if [[ -n $pg_schema ]]; then
+    psql "$LATCHKEY_BENCH_DATABASE_URL" -q -c "set client_min_messages = warning; drop schema $pg_schema cascade"
+    redis-cli -u "$LATCHKEY_BENCH_REDIS_URL" --scan --pattern "latchkey-instructions:$stamp:*" |
+      xargs -r redis-cli -u "$LATCHKEY_BENCH_REDIS_URL" del >/dev/null
+  fi
+}
+trap cleanup EXIT
 
 signins() { # successful passkey sign-ins so far, from /metrics
   curl -sf "$issuer/metrics" | awk '/^latchkey_signins_total/ && /success/ {s += $2} END {print s + 0}'
