@@ -31,7 +31,7 @@ while (($#)); do
     --concurrency) concurrency=$2; shift 2 ;;
     --users) users=$2; shift 2 ;;
     --quick) quick=true; duration=3s; warmup=1s; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done

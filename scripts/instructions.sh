@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per login: a cost figure that repeats, for comparing small changes
-# (docs/benchmarks.md). Runs Latchkey (release build, embedded default, fresh SQLite file) under
-# valgrind's callgrind, drives complete logins + code exchanges at it with latchkey-bench,
+# (docs/benchmarks.md). Runs Latchkey (release build, on a fresh SQLite file, or on PostgreSQL
+# + Redis when their URLs are given) under valgrind's callgrind, drives complete logins + code exchanges at it with latchkey-bench,
 # counts the user-space instructions the server executes over a known number of sign-ins, and
 # prints instructions per login + exchange and the functions that cost most.
 #
@@ -26,7 +26,7 @@ while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
