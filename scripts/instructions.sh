@@ -3,14 +3,16 @@
 # (docs/benchmarks.md). Runs Latchkey (release build, on a fresh SQLite file, or on PostgreSQL
 # + Redis when their URLs are given) under valgrind's callgrind, drives complete logins + code exchanges at it with latchkey-bench,
 # counts the user-space instructions the server executes over a known number of sign-ins, and
-# prints instructions per login + exchange and the functions that cost most.
+# prints instructions per login + exchange and the functions that cost most. With
+# `--scenario discovery` it counts per discovery or JWKS request instead (the cost of the
+# HTTP stack and middleware every request pays).
 #
 # Throughput on a shared two-core VM varies by 10 % between identical runs; this figure varies
 # by well under 1 %, whatever else the machine does. It leaves out what the kernel does and
 # time spent waiting (system calls, task switches, I/O), and it weighs every instruction the
 # same, so check a change that moves those with scripts/bench.sh.
 #
-#   scripts/instructions.sh [--duration 60s] [-- latchkey-bench options, e.g. --alg RS256]
+#   scripts/instructions.sh [--duration 60s] [--scenario login|discovery] [-- latchkey-bench options, e.g. --alg RS256]
 #
 # Environment:
 #   LATCHKEY_BENCH_DATABASE_URL, LATCHKEY_BENCH_REDIS_URL   both set: count on PostgreSQL (a
@@ -22,9 +24,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=60s
+scenario=login
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
+    --scenario) scenario=$2; shift 2 ;;
     --) shift; break ;;
     -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
@@ -69,8 +73,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-signins() { # successful passkey sign-ins so far, from /metrics
-  curl -sf "$issuer/metrics" | awk '/^latchkey_signins_total/ && /success/ {s += $2} END {print s + 0}'
+case $scenario in # what is counted, from /metrics: the lines to sum, and their name
+  login) counted_lines='/^latchkey_signins_total/ && /success/' unit='logins + exchanges' ;;
+  discovery) counted_lines='/^latchkey_http_requests_total/ && /openid-configuration|jwks/' unit='requests' ;;
+  *) echo "instructions.sh: --scenario is login or discovery" >&2; exit 2 ;;
+esac
+counted() { # the units so far (successful sign-ins, or discovery and JWKS requests)
+  curl -sf "$issuer/metrics" | awk "$counted_lines"' {s += $2} END {print s + 0}'
 }
 wait_until() { # wait_until SECONDS COMMAND…: retries COMMAND every half second
   local deadline=$((SECONDS + $1)); shift
@@ -79,22 +88,22 @@ wait_until() { # wait_until SECONDS COMMAND…: retries COMMAND every half secon
     sleep 0.5
   done
 }
-signed_in_some() { (($(signins) >= 20)); }
+counted_some() { (($(counted) >= 20)); }
 
 echo "== starting under callgrind (slow)" >&2
 wait_until 180 curl -sf -o /dev/null "$issuer/readyz"
 # A few virtual users keep the server busy without piling up latency under valgrind; the
 # warm-up covers the sign-ups and the first sign-ins, which the count below leaves out.
-"$target_dir/release/latchkey-bench" --target "$issuer" --scenario login --concurrency 4 --users 8 \
+"$target_dir/release/latchkey-bench" --target "$issuer" --scenario "$scenario" --concurrency 4 --users 8 \
   --warmup 20s --duration "$duration" "$@" >"$out/generator.json" 2>"$out/generator.txt" &
 generator_pid=$!
-wait_until 180 signed_in_some
-first=$(signins)
+wait_until 180 counted_some
+first=$(counted)
 callgrind_control --zero "$server_pid" >/dev/null
 echo "== counting for $duration" >&2
 generator_status=0
 wait "$generator_pid" || generator_status=$?
-last=$(signins)
+last=$(counted)
 callgrind_control --dump "$server_pid" >/dev/null
 kill -TERM "$server_pid"
 wait "$server_pid" 2>/dev/null || true
@@ -103,12 +112,12 @@ if ((generator_status != 0)); then
   exit 1
 fi
 
-python3 - "$out/callgrind.out.1" $((last - first)) <<'PY' | tee "$out/summary.txt"
+python3 - "$out/callgrind.out.1" $((last - first)) "$unit" <<'PY' | tee "$out/summary.txt"
 import collections, re, sys
 
 # Exclusive cost per function from callgrind's format: a cost line belongs to the current
 # fn= unless it follows a calls= line (then it is the callee's inclusive cost).
-path, logins = sys.argv[1], int(sys.argv[2])
+path, units, unit = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 names, own, total = {}, collections.Counter(), 0
 function, callee_cost_next = None, False
 
@@ -137,9 +146,9 @@ for line in open(path, errors="replace"):
         own[function] += int(fields[1])
         total += int(fields[1])
 
-print(f"{logins} logins + exchanges counted; {total / logins / 1e6:.3f} M instructions each (user space)")
+print(f"{units} {unit} counted; {total / units / 1e6:.3f} M instructions each (user space)")
 print("functions by their own instructions:")
 for function, cost in own.most_common(25):
-    print(f"  {cost / total * 100:5.1f} %  {cost / logins / 1e3:8.1f} k per login  {function[:110]}")
+    print(f"  {cost / total * 100:5.1f} %  {cost / units / 1e3:8.1f} k each  {function[:110]}")
 PY
 echo "results: $out (callgrind_annotate --inclusive=yes $out/callgrind.out.1 for inclusive costs)" >&2

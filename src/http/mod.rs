@@ -71,13 +71,19 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(observe::metrics_get))
         .fallback(pages::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), security::headers))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            state.config.request_timeout,
-        ))
-        .layer(middleware::from_fn(observe::track))
+        // Outermost first: metrics and the request id, the request deadline, the body size
+        // limit, the security headers. One layer rather than four, because axum boxes every
+        // route once per `Router::layer` and clones those boxes on every request.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(middleware::from_fn(observe::track))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    state.config.request_timeout,
+                ))
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .layer(middleware::from_fn_with_state(state.clone(), security::headers)),
+        )
         .with_state(state)
 }
 

@@ -19,6 +19,8 @@ pub async fn headers(State(state): State<AppState>, request: Request, next: Next
     let is_asset = request.uri().path().starts_with("/static/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    // Room for the headers below at once, rather than growing the map while inserting them.
+    headers.reserve(6);
     // A handler may narrow or widen the policy for one page (the form-post response).
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
