@@ -19,6 +19,7 @@ mod fuzz;
 mod hardening_webauthn;
 mod helm;
 mod login;
+mod observability;
 mod oidc;
 mod oidc_rules;
 mod oidc_sessions;
