@@ -1,14 +1,29 @@
-//! The HTTP side of a virtual browser: one shared `reqwest` client (keep-alive connections,
-//! redirects off) and a tiny per-browser cookie jar kept by hand, so starting a "new browser"
-//! costs nothing and a returning one can keep exactly the cookies a real one would.
+//! The HTTP side of a virtual browser: one shared keep-alive HTTP/1.1 client (hyper's own, with
+//! rustls for an https target; redirects never followed) and a tiny per-browser cookie jar kept
+//! by hand, so starting a "new browser" costs nothing and a returning one can keep exactly the
+//! cookies a real one would.
 //!
-//! It understands only what Latchkey sends: `Set-Cookie` with `Path=/`, removals as an empty
-//! value or `Max-Age=0`. It is not a general cookie store and does not try to be.
+//! The client is hyper's rather than `reqwest`'s because the generator must not be what limits
+//! a run: `reqwest`'s layers (URL parsing two or three times, redirect and cookie services)
+//! cost about 70 k instructions per request, which capped discovery at about 43,000
+//! requests/s on one core while the server could answer more (docs/benchmarks.md, twelfth run).
+//!
+//! The jar understands only what Latchkey sends: `Set-Cookie` with `Path=/`, removals as an
+//! empty value or `Max-Age=0`. It is not a general cookie store and does not try to be.
 
-use std::{fmt, time::Instant};
+use std::{fmt, sync::Arc, time::Instant};
 
-use reqwest::{StatusCode, header};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header, request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
 use serde_json::Value;
+
+/// A request body, whole.
+pub type Body = Full<Bytes>;
 
 /// Why one flow failed: the step it failed at and what went wrong, e.g. `token: invalid_grant`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,8 +128,8 @@ pub fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 /// Sends requests to one Latchkey on behalf of many browsers.
 #[derive(Clone)]
 pub struct Agent {
-    /// The shared HTTP client (connection pool, no redirects, no cookie store).
-    pub client: reqwest::Client,
+    /// The shared HTTP client (a keep-alive connection pool).
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
     /// The issuer: where requests go, and the `Origin` the browser pages claim.
     pub base: String,
 }
@@ -122,15 +137,32 @@ pub struct Agent {
 /// Where each request's time goes: `(step, microseconds)`, in order.
 pub type StepTimes = Vec<(&'static str, u32)>;
 
+const FORM: &str = "application/x-www-form-urlencoded";
+
 impl Agent {
-    /// An agent for the Latchkey at `base` (its issuer URL).
+    /// An agent for the Latchkey at `base` (its issuer URL), keeping up to `connections` idle
+    /// connections open.
     pub fn new(base: &str, connections: usize) -> anyhow::Result<Agent> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(connections.max(1))
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Agent { client, base: base.trim_end_matches('/').to_owned() })
+        let base = base.trim_end_matches('/').to_owned();
+        anyhow::ensure!(
+            base.parse::<http::Uri>().is_ok_and(|uri| uri.scheme().is_some() && uri.host().is_some()),
+            "the target {base} is not an http(s) URL"
+        );
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections.max(1)).build(connector);
+        Ok(Agent { client, base })
+    }
+
+    /// A request for `path` on the target, to finish with headers and send with [`Agent::send`].
+    pub fn request(&self, method: Method, path: &str) -> request::Builder {
+        Request::builder().method(method).uri(format!("{}{path}", self.base))
     }
 
     /// `GET path` with the jar's cookies.
@@ -141,8 +173,7 @@ impl Agent {
         jar: &mut Jar,
         times: &mut StepTimes,
     ) -> Result<Answer, FlowError> {
-        let request = self.client.get(format!("{}{path}", self.base));
-        self.send(step, request, jar, times).await
+        self.send(step, self.request(Method::GET, path), Body::default(), jar, times).await
     }
 
     /// `POST path` of a form (the CSRF token among the fields).
@@ -154,8 +185,20 @@ impl Agent {
         jar: &mut Jar,
         times: &mut StepTimes,
     ) -> Result<Answer, FlowError> {
-        let request = self.client.post(format!("{}{path}", self.base)).form(fields);
-        self.send(step, request, jar, times).await
+        self.send_form(step, self.request(Method::POST, path), fields, jar, times).await
+    }
+
+    /// Sends `request` with `fields` as its form body.
+    pub async fn send_form(
+        &self,
+        step: &'static str,
+        request: request::Builder,
+        fields: &[(&str, &str)],
+        jar: &mut Jar,
+        times: &mut StepTimes,
+    ) -> Result<Answer, FlowError> {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        self.send(step, request.header(header::CONTENT_TYPE, FORM), Body::from(body), jar, times).await
     }
 
     /// `POST path` of JSON, same-origin as Latchkey's own script sends it.
@@ -167,47 +210,52 @@ impl Agent {
         jar: &mut Jar,
         times: &mut StepTimes,
     ) -> Result<Answer, FlowError> {
-        let request = self.client.post(format!("{}{path}", self.base)).header(header::ORIGIN, &self.base).json(body);
-        self.send(step, request, jar, times).await
+        let request = self
+            .request(Method::POST, path)
+            .header(header::ORIGIN, &self.base)
+            .header(header::CONTENT_TYPE, "application/json");
+        self.send(step, request, Body::from(body.to_string()), jar, times).await
     }
 
-    /// Sends `request` with the jar's cookies, takes the response's cookies, times it.
+    /// Sends `request` with `body` and the jar's cookies, takes the response's cookies, times it.
     pub async fn send(
         &self,
         step: &'static str,
-        mut request: reqwest::RequestBuilder,
+        mut request: request::Builder,
+        body: Body,
         jar: &mut Jar,
         times: &mut StepTimes,
     ) -> Result<Answer, FlowError> {
         if let Some(cookies) = jar.header() {
             request = request.header(header::COOKIE, cookies);
         }
+        let request = request.body(body).map_err(|_| FlowError::new(step, "unsendable request"))?;
         let started = Instant::now();
-        let response = request.send().await.map_err(|e| FlowError::new(step, transport_kind(&e)))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| FlowError::new(step, if e.is_connect() { "connect" } else { "transport" }))?;
         jar.absorb(response.headers());
         let status = response.status();
         let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = response.text().await.map_err(|e| FlowError::new(step, transport_kind(&e)))?;
+        let body = response.into_body().collect().await.map_err(|_| FlowError::new(step, "body"))?.to_bytes();
+        let body = String::from_utf8(body.into()).map_err(|_| FlowError::new(step, "body not UTF-8"))?;
         times.push((step, micros(started)));
         Ok(Answer { status, location, body })
     }
 }
 
+/// `Authorization: Basic` for a client (RFC 6749 §2.3.1: each part form-urlencoded first).
+pub fn basic_authorization(client_id: &str, secret: &str) -> String {
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let credentials = format!("{}:{}", encode(client_id), encode(secret));
+    format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, credentials))
+}
+
 /// Microseconds since `started`, saturating.
 pub fn micros(started: Instant) -> u32 {
     u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX)
-}
-
-fn transport_kind(err: &reqwest::Error) -> &'static str {
-    if err.is_timeout() {
-        "timeout"
-    } else if err.is_connect() {
-        "connect"
-    } else if err.is_body() || err.is_decode() {
-        "body"
-    } else {
-        "transport"
-    }
 }
 
 #[cfg(test)]
@@ -232,5 +280,13 @@ mod tests {
         jar.absorb(&headers(&["c=4", "a=x; max-age=0"]));
         assert_eq!(jar.header().as_deref(), Some("c=4"));
         assert_eq!(jar.keeping(&["nothing"]).header(), None);
+    }
+
+    #[test]
+    fn basic_authorization_encodes_each_part_first() {
+        // RFC 6749 §2.3.1: "a b:c" and "p&q" are form-urlencoded before base64.
+        let expected =
+            format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "a+b%3Ac:p%26q"));
+        assert_eq!(basic_authorization("a b:c", "p&q"), expected);
     }
 }

@@ -4,17 +4,17 @@
 //! signature against the published JWKS and its nonce).
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use http::{Method, StatusCode, header};
 use latchkey_softkey::SoftAuthenticator;
 use openidconnect::{ClientId, ClientSecret, IssuerUrl, Nonce, core::CoreIdToken};
 use rand::RngCore;
-use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
     Alg, LoginMode, Options,
-    agent::{Agent, Answer, FlowError, Jar, StepTimes},
+    agent::{Agent, Answer, Body, FlowError, Jar, StepTimes, basic_authorization},
     jwk::{IdTokenVerifier, JwkSet},
 };
 
@@ -53,8 +53,9 @@ pub struct Shared {
 impl Shared {
     /// Fetches the JWK set and prepares to act as the client `options` names.
     pub async fn new(options: &Options, agent: Agent) -> anyhow::Result<Shared> {
-        let response = agent.client.get(format!("{}/jwks.json", agent.base)).send().await?.error_for_status()?;
-        let jwks: JwkSet = serde_json::from_slice(&response.bytes().await?)?;
+        let answer = agent.get("jwks", "/jwks.json", &mut Jar::default(), &mut StepTimes::new()).await;
+        let answer = answer.and_then(|a| a.expect("jwks", StatusCode::OK)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let jwks: JwkSet = serde_json::from_str(&answer.body)?;
         Ok(Shared {
             agent,
             client_id: options.client_id(),
@@ -227,13 +228,9 @@ pub async fn token_request(
     fields: &[(&str, &str)],
     times: &mut StepTimes,
 ) -> Result<Tokens, FlowError> {
-    let request = shared
-        .agent
-        .client
-        .post(format!("{}/token", shared.agent.base))
-        .basic_auth(&shared.client_id, Some(&shared.client_secret))
-        .form(fields);
-    let answer = shared.agent.send(step, request, &mut Jar::default(), times).await?;
+    let authorization = basic_authorization(&shared.client_id, &shared.client_secret);
+    let request = shared.agent.request(Method::POST, "/token").header(header::AUTHORIZATION, authorization);
+    let answer = shared.agent.send_form(step, request, fields, &mut Jar::default(), times).await?;
     if answer.status != StatusCode::OK {
         let kind = serde_json::from_str::<OAuthErrorBody>(&answer.body)
             .map(|e| e.error)
@@ -290,8 +287,9 @@ pub async fn refresh(shared: &Shared, refresh_token: &mut String, times: &mut St
 
 /// One userinfo call with `access_token`.
 pub async fn userinfo(shared: &Shared, access_token: &str, times: &mut StepTimes) -> Result<(), FlowError> {
-    let request = shared.agent.client.get(format!("{}/userinfo", shared.agent.base)).bearer_auth(access_token);
-    let answer = shared.agent.send("userinfo", request, &mut Jar::default(), times).await?;
+    let request =
+        shared.agent.request(Method::GET, "/userinfo").header(header::AUTHORIZATION, format!("Bearer {access_token}"));
+    let answer = shared.agent.send("userinfo", request, Body::default(), &mut Jar::default(), times).await?;
     let answer = answer.expect("userinfo", StatusCode::OK)?;
     if !answer.body.contains("\"sub\"") {
         return Err(FlowError::new("userinfo", "no sub"));

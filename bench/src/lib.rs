@@ -220,15 +220,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 /// Polls `/readyz` every millisecond until it answers 200; returns how long that took.
 pub async fn wait_ready(target: &str, timeout: Duration) -> anyhow::Result<Duration> {
     let started = std::time::Instant::now();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(1)).build()?;
-    let url = format!("{}/readyz", target.trim_end_matches('/'));
+    let agent = agent::Agent::new(target, 1)?;
+    let (mut jar, mut times) = (agent::Jar::default(), agent::StepTimes::new());
     loop {
-        if let Ok(response) = client.get(&url).send().await
-            && response.status().is_success()
+        times.clear();
+        let probe = agent.get("readyz", "/readyz", &mut jar, &mut times);
+        if let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_secs(1), probe).await
+            && answer.status.is_success()
         {
             return Ok(started.elapsed());
         }
-        anyhow::ensure!(started.elapsed() < timeout, "{url} did not answer 200 within {timeout:?}");
+        anyhow::ensure!(started.elapsed() < timeout, "{target}/readyz did not answer 200 within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }

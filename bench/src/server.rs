@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::{agent::Agent, procstat};
+use crate::{
+    agent::{Agent, Jar, StepTimes},
+    procstat,
+};
 
 /// The server process's CPU time (a standard process metric, not `latchkey_` prefixed).
 const PROCESS_CPU_SECONDS: &str = "process_cpu_seconds_total";
@@ -29,11 +32,11 @@ impl Counters {
     /// Reads `/metrics`, and the CPU time of the local processes named in `watched`; `None`
     /// when `/metrics` is not served.
     pub async fn scrape(agent: &Agent, watched: &[String]) -> Option<Counters> {
-        let response = agent.client.get(format!("{}/metrics", agent.base)).send().await.ok()?;
-        if !response.status().is_success() {
+        let answer = agent.get("metrics", "/metrics", &mut Jar::default(), &mut StepTimes::new()).await.ok()?;
+        if !answer.status.is_success() {
             return None;
         }
-        let mut counters = Counters::parse(&response.text().await.ok()?);
+        let mut counters = Counters::parse(&answer.body);
         for (name, cpu) in procstat::by_name(watched) {
             counters.0.insert(format!("{LOCAL_PROCESS_CPU_SECONDS}{{process=\"{name}\"}}"), cpu.as_secs_f64());
         }
