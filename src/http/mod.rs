@@ -40,15 +40,18 @@ use crate::{
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The endpoints relying parties may call from a browser (OIDC Discovery §4, RFC 6749 §3.2):
-/// any origin may read them; no cookies are involved.
+/// any origin may read them; no cookies are involved. The CORS answers are the same whatever
+/// the request's origin or preflight headers, so they carry no `Vary` (which `tower-http` would
+/// otherwise build on every request).
 fn cross_origin_routes(state: &AppState) -> Router<AppState> {
-    use axum::http::{Method, header};
+    use axum::http::{HeaderName, Method, header};
     use tower_http::cors::{Any, CorsLayer};
     let token_limit = middleware::from_fn_with_state((state.clone(), ratelimit::TOKEN_PER_IP), limits::token_per_ip);
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .vary([] as [HeaderName; 0]);
     Router::new()
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route("/jwks.json", get(oidc::jwks))

@@ -13,6 +13,7 @@ mod bench_smoke;
 mod browser;
 mod cli;
 mod container;
+mod cross_origin;
 mod email;
 mod faults;
 mod fuzz;
