@@ -27,9 +27,14 @@ use sea_query_sqlx::SqlxValues;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-/// Transactions committed together at most: bounds a script's length and how long the last of
-/// a group waits for the first.
-const MAX_GROUP: usize = 64;
+/// Transactions committed together at most. It bounds how many different scripts there are:
+/// a group's script depends only on how many transactions of each kind it has
+/// ([`in_script_order`]), so with two kinds (a login's passkey use and its code exchange) there
+/// are 44 scripts of up to eight, which stay prepared in sqlx's statement cache (100 per
+/// connection). At 64, groups of 20 to 30 gave scripts that never came back: SQLite parsed
+/// every one, and the time that took let the next group grow as large (docs/benchmarks.md,
+/// thirteenth run).
+const MAX_GROUP: usize = 8;
 
 /// The database, and on SQLite the queue of write transactions sent as scripts.
 pub struct GroupCommit {
@@ -80,8 +85,9 @@ async fn commit_queued(pool: SqlitePool, mut queue: mpsc::UnboundedReceiver<Tran
     }
 }
 
-async fn commit_group(pool: &SqlitePool, group: Vec<Transaction>) {
+async fn commit_group(pool: &SqlitePool, mut group: Vec<Transaction>) {
     if group.len() > 1 {
+        in_script_order(&mut group);
         match run_script(pool, group.iter().flat_map(|t| &t.statements)).await {
             Ok(rows) => return answer_each(group, rows),
             // Every transaction would wait for a connection again: one answer for all.
@@ -97,12 +103,40 @@ async fn commit_group(pool: &SqlitePool, group: Vec<Transaction>) {
     }
 }
 
+/// Orders a group by its transactions' SQL, so that its script depends only on how many
+/// transactions of each kind it has, and the same scripts come back. Any order will do: they
+/// were all waiting at once, none after another.
+fn in_script_order(group: &mut [Transaction]) {
+    group.sort_by(|a, b| a.statements.iter().map(|s| &s.sql).cmp(b.statements.iter().map(|s| &s.sql)));
+}
+
 /// Hands each transaction of a committed group the rows its own statements returned.
 fn answer_each(group: Vec<Transaction>, rows_per_statement: Vec<usize>) {
     let mut rows = rows_per_statement.into_iter();
     for transaction in group {
         let returned = rows.by_ref().take(transaction.statements.len()).sum();
         let _ = transaction.done.send(Ok(returned));
+    }
+}
+
+/// `BEGIN IMMEDIATE; …; COMMIT` around some statements, and their values in order.
+struct Script {
+    sql: String,
+    values: Vec<sea_orm::Value>,
+    statement_count: usize,
+}
+
+impl Script {
+    fn of<'a>(statements: impl Iterator<Item = &'a Statement>) -> Self {
+        let mut script = Script { sql: String::from("BEGIN IMMEDIATE;"), values: Vec::new(), statement_count: 0 };
+        for statement in statements {
+            script.sql.push_str(&statement.sql);
+            script.sql.push(';');
+            script.values.extend(statement.values.iter().flat_map(|v| v.0.iter().cloned()));
+            script.statement_count += 1;
+        }
+        script.sql.push_str("COMMIT");
+        script
     }
 }
 
@@ -115,17 +149,9 @@ async fn run_script<'a>(
     pool: &SqlitePool,
     statements: impl Iterator<Item = &'a Statement>,
 ) -> Result<Vec<usize>, DbErr> {
-    let mut script = String::from("BEGIN IMMEDIATE;");
-    let (mut values, mut statement_count) = (Vec::new(), 0);
-    for statement in statements {
-        script.push_str(&statement.sql);
-        script.push(';');
-        values.extend(statement.values.iter().flat_map(|v| v.0.iter().cloned()));
-        statement_count += 1;
-    }
-    script.push_str("COMMIT");
+    let Script { sql, values, statement_count } = Script::of(statements);
     let mut connection = pool.acquire().await.map_err(connection_error)?;
-    let query = sqlx::query_with(AssertSqlSafe(script), SqlxValues(Values(values)));
+    let query = sqlx::query_with(AssertSqlSafe(sql), SqlxValues(Values(values)));
     let outcome = rows_per_statement((&mut *connection).fetch_many(query)).await;
     match outcome {
         // BEGIN and COMMIT returned nothing; every statement in between completed.
@@ -233,6 +259,40 @@ mod tests {
         }
         let stored = (0..40_i64).filter(|&n| Some(n) != failing);
         stored.flat_map(|n| (0..n % 3).map(move |k| first_id + n * 10 + k)).collect()
+    }
+
+    fn update(id: i64, name: &str) -> Statement {
+        Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "UPDATE t SET name = ? WHERE id = ?",
+            [name.to_owned().into(), id.into()],
+        )
+    }
+
+    fn transaction(statements: Vec<Statement>) -> Transaction {
+        Transaction { statements, done: oneshot::channel().0 }
+    }
+
+    #[test]
+    fn a_groups_script_depends_only_on_how_many_transactions_of_each_kind_it_has() {
+        let script_of = |mut group: Vec<Transaction>| {
+            in_script_order(&mut group);
+            Script::of(group.iter().flat_map(|t| &t.statements))
+        };
+        let first = script_of(vec![
+            transaction(vec![update(1, "a")]),
+            transaction(vec![insert(2, Some("b")), update(2, "c")]),
+            transaction(vec![insert(3, Some("d"))]),
+        ]);
+        let second = script_of(vec![
+            transaction(vec![insert(4, Some("e"))]),
+            transaction(vec![update(5, "f")]),
+            transaction(vec![insert(6, Some("g")), update(6, "h")]),
+        ]);
+        assert_eq!(first.sql, second.sql, "the same kinds in another order make the same script");
+        assert_eq!((first.statement_count, first.values.len()), (4, 8));
+        let sorted_ids: Vec<_> = [&first, &second].map(|script| script.values[0].clone()).into();
+        assert_eq!(sorted_ids, [sea_orm::Value::from(3_i64), 4_i64.into()], "values go with their statements");
     }
 
     #[tokio::test]
