@@ -10,9 +10,10 @@
 //! Under load many requests have a transaction to commit at once, and SQLite commits one at a
 //! time. [`GroupCommit`] queues them and sends those waiting as one script, `BEGIN IMMEDIATE;
 //! …; COMMIT`: one commit and one round trip for the group, and a page that several of them
-//! change goes to the write-ahead log once, not once per transaction. Should the group fail,
-//! each of its transactions runs again alone, so a transaction's failure is its own and the
-//! others commit.
+//! change goes to the write-ahead log once, not once per transaction. A group is at most
+//! [`MAX_GROUP`] transactions in a fixed order, so the same few scripts recur and stay
+//! prepared. Should the group fail, each of its transactions runs again alone, so a
+//! transaction's failure is its own and the others commit.
 
 use futures_util::{StreamExt, stream::BoxStream};
 use sea_orm::{
