@@ -23,7 +23,7 @@ use crate::{
     },
     passkey::PasskeyService,
     session::SessionPolicy,
-    store::{self, sqlite_script::GroupCommit},
+    store::{self, kept::KeptConnections, sqlite_script::GroupCommit},
 };
 
 /// Everything a request may need; cheap to clone.
@@ -34,6 +34,9 @@ pub struct AppState(Arc<AppInner>);
 pub struct AppInner {
     pub config: Config,
     pub db: DatabaseConnection,
+    /// The same database for the login and token paths' single statements, over PostgreSQL
+    /// connections kept between them ([`store::kept`]).
+    pub hot_path: KeptConnections,
     /// Write transactions that go to SQLite as scripts, committed in groups.
     pub writes: GroupCommit,
     pub ephemeral: Ephemeral,
@@ -113,9 +116,11 @@ impl AppState {
             .build()
             .context("building the HTTP client")?;
         let (config_smtp, config_from) = (config.smtp_url.clone(), config.mail_from.clone());
+        let hot_path = KeptConnections::new(db.clone());
         Ok(AppState(Arc::new(AppInner {
             config,
-            writes: GroupCommit::new(db.clone()),
+            writes: GroupCommit::new(hot_path.clone()),
+            hot_path,
             db,
             ephemeral,
             passkeys,

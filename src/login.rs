@@ -81,7 +81,8 @@ pub struct LoginFailure {
 pub async fn start_passkey_step(state: &AppState, remembered: &RememberedUser) -> Result<UsernameOutcome, AppError> {
     // One query whether or not the name has an account (the passkeys come joined), so the
     // answer takes as long either way: timing must not tell which names have accounts.
-    let found = users::find_by_login_with_passkeys(&state.db, &remembered.name).await?.filter(|(u, _)| !u.disabled);
+    let found =
+        users::find_by_login_with_passkeys(&state.hot_path, &remembered.name).await?.filter(|(u, _)| !u.disabled);
     let (options, user_id, ceremony_state, greeting, account) = match found {
         Some((user, passkeys)) => {
             let keys = parse_all(&passkeys);

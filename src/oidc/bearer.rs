@@ -42,7 +42,7 @@ pub async fn verify_access_token(
     let grant = match claims.grant_id {
         None => None,
         Some(id) => Some(
-            grants::find(&state.db, id)
+            grants::find(&state.hot_path, id)
                 .await?
                 .filter(|g| grants::is_live(g, now))
                 .ok_or_else(|| OAuthError::invalid_token("The access token was revoked."))?,
@@ -61,7 +61,7 @@ pub async fn userinfo(state: &AppState, token: &str, now: DateTime<Utc>) -> Resu
     if !scopes.contains("openid") {
         return Err(OAuthError::insufficient_scope("openid"));
     }
-    let user = users::find_by_id(&state.db, grant.user_id)
+    let user = users::find_by_id(&state.hot_path, grant.user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_token("The account is disabled or deleted."))?;

@@ -274,7 +274,7 @@ fn grant_row(grant: &CodeGrant, id: uuid::Uuid, expires_at: DateTime<Utc>, now: 
 
 /// The user behind a grant, if they still exist and are enabled.
 async fn live_user(state: &AppState, user_id: uuid::Uuid) -> Result<user::Model, OAuthError> {
-    users::find_by_id(&state.db, user_id).await?.filter(|u| !u.disabled).ok_or_else(account_gone)
+    users::find_by_id(&state.hot_path, user_id).await?.filter(|u| !u.disabled).ok_or_else(account_gone)
 }
 
 fn account_gone() -> OAuthError {
@@ -290,10 +290,10 @@ async fn refresh(
 ) -> Result<TokenResponse, OAuthError> {
     let presented = form.require("refresh_token")?;
     let key = refresh_token_key(presented);
-    let Some(token) = grants::find_refresh(&state.db, &key).await? else {
+    let Some(token) = grants::find_refresh(&state.hot_path, &key).await? else {
         return Err(invalid_grant("The refresh token is invalid."));
     };
-    let Some(grant) = grants::find(&state.db, token.grant_id).await? else {
+    let Some(grant) = grants::find(&state.hot_path, token.grant_id).await? else {
         return Err(invalid_grant("The refresh token is invalid."));
     };
     if grant.client_id != client.client_id {

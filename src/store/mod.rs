@@ -8,6 +8,7 @@ pub mod clients;
 pub mod consents;
 pub mod enrollment_links;
 pub mod grants;
+pub mod kept;
 pub mod passkeys;
 pub mod settings;
 pub mod signing_keys;
@@ -69,9 +70,7 @@ pub async fn connect_with(url: &str, max_connections: u32) -> Result<DatabaseCon
     }
     let db = Database::connect(options).await?;
     if db.get_database_backend() == DbBackend::Sqlite && !in_memory {
-        checkpoint::spawn(url, db.get_sqlite_connection_pool().clone())
-            .await
-            .map_err(sqlite_script::connection_error)?;
+        checkpoint::spawn(url, db.get_sqlite_connection_pool().clone()).await.map_err(connection_error)?;
     }
     Ok(db)
 }
@@ -121,6 +120,16 @@ pub fn insert_select<A: ActiveModelTrait>(
         .select_from(select)
         .map_err(|e| DbErr::Custom(e.to_string()))?;
     Ok(insert)
+}
+
+/// As sea-orm reports a connection it could not get from the pool, or open.
+pub(crate) fn connection_error(err: sea_orm::sqlx::Error) -> DbErr {
+    use sea_orm::{ConnAcquireErr, RuntimeErr, sqlx::Error};
+    match err {
+        Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        err => DbErr::Conn(RuntimeErr::SqlxError(std::sync::Arc::new(err))),
+    }
 }
 
 /// Whether `err` means the database could not be reached or the connection broke, rather than

@@ -17,7 +17,7 @@
 
 use futures_util::{StreamExt, stream::BoxStream};
 use sea_orm::{
-    ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement,
+    ConnAcquireErr, DbBackend, DbErr, RuntimeErr, Statement,
     sea_query::Values,
     sqlx::{
         self, AssertSqlSafe, Either, Executor, SqlitePool,
@@ -28,6 +28,8 @@ use sea_query_sqlx::SqlxValues;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+use super::kept::KeptConnections;
+
 /// Transactions committed together at most. It bounds how many different scripts there are:
 /// a group's script depends only on how many transactions of each kind it has
 /// ([`in_script_order`]), so with two kinds (a login's passkey use and its code exchange) there
@@ -37,9 +39,10 @@ use tokio::sync::{mpsc, oneshot};
 /// thirteenth run).
 const MAX_GROUP: usize = 8;
 
-/// The database, and on SQLite the queue of write transactions sent as scripts.
+/// The database for the request path's writes ([`KeptConnections`]), and on SQLite the queue
+/// of write transactions sent as scripts.
 pub struct GroupCommit {
-    db: DatabaseConnection,
+    db: KeptConnections,
     queue: Option<mpsc::UnboundedSender<Transaction>>,
 }
 
@@ -52,17 +55,17 @@ struct Transaction {
 impl GroupCommit {
     /// Wraps `db`; on SQLite starts the task that commits the queue, which ends when this is
     /// dropped.
-    pub fn new(db: DatabaseConnection) -> Self {
-        let queue = (db.get_database_backend() == DbBackend::Sqlite).then(|| {
+    pub fn new(db: KeptConnections) -> Self {
+        let queue = (db.db().get_database_backend() == DbBackend::Sqlite).then(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(commit_queued(db.get_sqlite_connection_pool().clone(), receiver));
+            tokio::spawn(commit_queued(db.db().get_sqlite_connection_pool().clone(), receiver));
             sender
         });
         Self { db, queue }
     }
 
     /// The database, for everything else.
-    pub fn db(&self) -> &DatabaseConnection {
+    pub fn db(&self) -> &KeptConnections {
         &self.db
     }
 
@@ -151,7 +154,7 @@ async fn run_script<'a>(
     statements: impl Iterator<Item = &'a Statement>,
 ) -> Result<Vec<usize>, DbErr> {
     let Script { sql, values, statement_count } = Script::of(statements);
-    let mut connection = pool.acquire().await.map_err(connection_error)?;
+    let mut connection = pool.acquire().await.map_err(super::connection_error)?;
     let query = sqlx::query_with(AssertSqlSafe(sql), SqlxValues(Values(values)));
     let outcome = rows_per_statement((&mut *connection).fetch_many(query)).await;
     match outcome {
@@ -183,18 +186,9 @@ async fn rows_per_statement(
     Ok(counts)
 }
 
-/// As sea-orm reports a connection it could not get from the pool, or open.
-pub(super) fn connection_error(err: sqlx::Error) -> DbErr {
-    match err {
-        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
-        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
-        err => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use sea_orm::ConnectionTrait;
+    use sea_orm::{ConnectionTrait, DatabaseConnection};
 
     use super::*;
     use crate::store::TempDatabase;
@@ -202,7 +196,7 @@ mod tests {
     async fn database() -> (TempDatabase, Arc<GroupCommit>) {
         let temp = TempDatabase::new().await;
         temp.db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").await.unwrap();
-        let writes = Arc::new(GroupCommit::new(temp.db.clone()));
+        let writes = Arc::new(GroupCommit::new(KeptConnections::new(temp.db.clone())));
         (temp, writes)
     }
 
