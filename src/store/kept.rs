@@ -8,8 +8,8 @@
 //!
 //! The pool stays in charge of its connections. The request path may have three quarters of
 //! them at once (a pool of one is left alone), so the rest of the application always has some
-//! to get; its statements take turns for them first come, first served, and wait no longer
-//! than the pool would let them. A kept connection goes back (and is pinged, as before) when it
+//! to get; its statements take turns for them first come, first served, and wait for their
+//! turn no longer than the pool's acquire timeout. A kept connection goes back (and is pinged, as before) when it
 //! has waited unused for [`IDLE`] or has been out of the pool for [`LENT`], so the pool's idle
 //! timeout and maximum lifetime still apply, and after any failed statement. A statement cut
 //! short (its request dropped) drops its connection, so the pool's ping brings it back in step
