@@ -89,13 +89,39 @@ impl Drop for SqliteFile {
     }
 }
 
-/// A fresh PostgreSQL schema; answers `database_url` with its `search_path` set to it.
+/// A fresh PostgreSQL schema; answers `database_url` with its `search_path` set to it. Its name
+/// carries the time it was made, so the first schema a test run makes can drop those earlier
+/// runs left more than an hour ago (a run may end anywhere; its tests do not clean up after
+/// themselves).
 pub async fn fresh_schema(database_url: &str) -> String {
-    let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+    static OLD_SCHEMAS_DROPPED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let schema = format!("test_{now}_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(database_url).await.expect("PostgreSQL reachable");
+    OLD_SCHEMAS_DROPPED.get_or_init(|| drop_schemas_made_before(&admin, now - 3600)).await;
     admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.unwrap();
     let separator = if database_url.contains('?') { '&' } else { '?' };
     format!("{database_url}{separator}options[search_path]={schema}")
+}
+
+/// Drops the test schemas made before `cutoff` (Unix seconds), and those named before names
+/// carried a time.
+async fn drop_schemas_made_before(admin: &impl ConnectionTrait, cutoff: u64) {
+    let list = sea_orm::Statement::from_string(
+        admin.get_database_backend(),
+        r"SELECT nspname FROM pg_namespace WHERE nspname ~ '^test_([0-9]+_)?[0-9a-f]{32}$'",
+    );
+    for row in admin.query_all_raw(list).await.unwrap() {
+        let name: String = row.try_get("", "nspname").unwrap();
+        // `test_<secs>_<id>`, or `test_<id>` as schemas were named before they carried a time.
+        let made = match name.split('_').collect::<Vec<_>>()[..] {
+            [_, secs, _] => secs.parse().unwrap_or(u64::MAX),
+            _ => 0,
+        };
+        if made < cutoff {
+            admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await.unwrap();
+        }
+    }
 }
 
 /// A local port nobody listens on (at the moment of asking).
