@@ -9,11 +9,11 @@
 //! The pool stays in charge of its connections. The request path may have three quarters of
 //! them at once (a pool of one is left alone), so the rest of the application always has some
 //! to get; its statements take turns for them first come, first served, and wait for their
-//! turn no longer than the pool's acquire timeout. A kept connection goes back (and is pinged, as before) when it
-//! has waited unused for [`IDLE`] or has been out of the pool for [`LENT`], so the pool's idle
-//! timeout and maximum lifetime still apply, and after any failed statement. A statement cut
-//! short (its request dropped) drops its connection, so the pool's ping brings it back in step
-//! or closes it, which is what that ping is for.
+//! turn no longer than the pool's acquire timeout. A kept connection goes back (and is pinged,
+//! as before) when it has waited unused for [`IDLE`] or has been out of the pool for [`LENT`],
+//! so the pool's idle timeout and maximum lifetime still apply, and after any failed
+//! statement. A statement cut short (its request dropped) drops its connection, so the pool's
+//! ping brings it back in step or closes it, which is what that ping is for.
 //!
 //! On SQLite every call goes straight to the pool: its one connection must stay there for
 //! everyone, and its statements are not a network round trip.
@@ -167,7 +167,8 @@ impl ConnectionTrait for KeptConnections {
 
     async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
         let Some(kept) = &self.kept else { return self.db.execute_raw(statement).await };
-        let done = kept.run(&statement, async |query, connection| query.execute(connection).await, exec_error).await;
+        let done =
+            kept.run(&statement, async |query, connection| query.execute(connection).await, super::exec_error).await;
         done.map(ExecResult::from)
     }
 
@@ -186,11 +187,6 @@ impl ConnectionTrait for KeptConnections {
         let rows = kept.run(&statement, async |query, connection| query.fetch_all(connection).await, query_error);
         Ok(rows.await?.into_iter().map(QueryResult::from).collect())
     }
-}
-
-/// As sea-orm reports a failed statement.
-fn exec_error(err: sqlx::Error) -> DbErr {
-    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
 /// As sea-orm reports a failed query.

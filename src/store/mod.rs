@@ -132,6 +132,11 @@ pub(crate) fn connection_error(err: sea_orm::sqlx::Error) -> DbErr {
     }
 }
 
+/// As sea-orm reports a statement that failed.
+pub(crate) fn exec_error(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Exec(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err)))
+}
+
 /// Whether `err` means the database could not be reached or the connection broke, rather than
 /// that a statement failed: the request may succeed later (503, not 500).
 pub fn is_unreachable(err: &DbErr) -> bool {

@@ -17,7 +17,7 @@
 
 use futures_util::{StreamExt, stream::BoxStream};
 use sea_orm::{
-    ConnAcquireErr, DbBackend, DbErr, RuntimeErr, Statement,
+    ConnAcquireErr, DbBackend, DbErr, Statement,
     sea_query::Values,
     sqlx::{
         self, AssertSqlSafe, Either, Executor, SqlitePool,
@@ -25,7 +25,6 @@ use sea_orm::{
     },
 };
 use sea_query_sqlx::SqlxValues;
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::kept::KeptConnections;
@@ -166,7 +165,7 @@ async fn run_script<'a>(
         }
         Err(err) => {
             connection.close_on_drop();
-            Err(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))))
+            Err(super::exec_error(err))
         }
     }
 }
@@ -188,6 +187,8 @@ async fn rows_per_statement(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use sea_orm::{ConnectionTrait, DatabaseConnection};
 
     use super::*;
