@@ -29,7 +29,7 @@ use sea_orm::{
     sqlx::{self, AssertSqlSafe, PgConnection, PgPool, Postgres, pool::PoolConnection},
 };
 use sea_query_sqlx::SqlxValues;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// How long a kept connection may wait unused before it goes back to the pool. Under load a
 /// connection is reused within milliseconds; after a lull, the pool has them all again.
@@ -111,7 +111,9 @@ impl Kept {
         if let Some(kept) = fresh {
             return Ok(kept);
         }
-        let connection = self.pool.acquire().await.map_err(super::connection_error)?;
+        // Boxed: the pool's acquire is a future of some 14 KB, which would otherwise sit inside
+        // every statement's future (boxed and moved for each one) though it is rarely needed.
+        let connection = Box::pin(self.pool.acquire()).await.map_err(super::connection_error)?;
         let now = Instant::now();
         Ok(KeptConnection { connection, taken: now, last_used: now })
     }
@@ -130,6 +132,17 @@ impl Kept {
         }
     }
 
+    /// A statement's turn: a permit at once when one is free (no timer set), else in line for
+    /// one, waiting no longer than the pool's acquire timeout.
+    async fn turn(&self) -> Result<SemaphorePermit<'_>, DbErr> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Ok(permit);
+        }
+        let waited = tokio::time::timeout(self.pool.options().get_acquire_timeout(), self.permits.acquire()).await;
+        let Ok(Ok(permit)) = waited else { return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)) };
+        Ok(permit)
+    }
+
     /// Runs one statement on a kept connection; keeps it again only if the statement succeeded.
     async fn run<T>(
         &self,
@@ -137,8 +150,7 @@ impl Kept {
         on: impl AsyncFnOnce(PgQuery<'_>, &mut PgConnection) -> Result<T, sqlx::Error>,
         error: fn(sqlx::Error) -> DbErr,
     ) -> Result<T, DbErr> {
-        let waited = tokio::time::timeout(self.pool.options().get_acquire_timeout(), self.permits.acquire()).await;
-        let Ok(Ok(_permit)) = waited else { return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)) };
+        let _turn = self.turn().await?;
         let mut kept = self.take().await?;
         let values = statement.values.clone().unwrap_or(Values(Vec::new()));
         let query = sqlx::query_with(AssertSqlSafe(statement.sql.as_str()), SqlxValues(values));
