@@ -23,6 +23,7 @@
 pub mod agent;
 pub mod flows;
 pub mod jwk;
+mod pacer;
 pub mod procstat;
 pub mod report;
 pub mod server;

@@ -2,10 +2,7 @@
 //! arrival rate, and turning what they recorded into a [`Report`].
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -16,32 +13,11 @@ use crate::{
     agent::{Agent, FlowError, Jar, StepTimes, micros},
     flows::{self, AuthorizationRequest, Person, Shared},
     jwk::IdTokenVerifier,
+    pacer::Pacer,
     procstat,
     report::Recorder,
     server::{Counters, ServerCounts},
 };
-
-/// Hands out start times `1/rate` apart (open-loop arrivals).
-struct Pacer {
-    start: Instant,
-    interval: Duration,
-    issued: AtomicU64,
-}
-
-impl Pacer {
-    fn new(rate: f64) -> Arc<Pacer> {
-        Arc::new(Pacer {
-            start: Instant::now(),
-            interval: Duration::from_secs_f64(1.0 / rate),
-            issued: AtomicU64::new(0),
-        })
-    }
-
-    fn next(&self) -> Instant {
-        let n = self.issued.fetch_add(1, Ordering::Relaxed);
-        self.start + self.interval.mul_f64(n as f64)
-    }
-}
 
 /// What one virtual user repeats, with its own state.
 enum Work {
@@ -87,9 +63,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         works.push(prepare(options.scenario, &shared, mine).await.map_err(|e| anyhow::anyhow!("setup: {e}"))?);
     }
     let before = Counters::scrape(&shared.agent, &options.watch_processes).await;
-    let pacer = options.rate.map(Pacer::new);
     let measure_from = Instant::now() + options.warmup;
     let until = measure_from + options.duration;
+    let pacer = options.rate.map(|rate| Pacer::new(rate, Some(until)));
     let cpu_before = cpu_at(measure_from);
     let mut set = JoinSet::new();
     for mut work in works {
@@ -99,14 +75,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             let mut times = StepTimes::new();
             loop {
                 let scheduled = match &pacer {
-                    Some(pacer) => {
-                        let at = pacer.next();
-                        if at >= until {
-                            break;
-                        }
-                        tokio::time::sleep_until(at.into()).await;
-                        at
-                    }
+                    Some(pacer) => match pacer.next().await {
+                        Some(at) => at,
+                        None => break,
+                    },
                     None if Instant::now() >= until => break,
                     None => Instant::now(),
                 };
@@ -246,7 +218,7 @@ async fn token_rounds(
         let before = Counters::scrape(&shared.agent, &options.watch_processes).await;
         let cpu_before = procstat::own();
         let started = Instant::now();
-        let pacer = options.rate.map(Pacer::new);
+        let pacer = options.rate.map(|rate| Pacer::new(rate, None));
         let mut exchanging = JoinSet::new();
         for (_, jar, codes) in batches {
             jars.push(jar);
@@ -256,11 +228,7 @@ async fn token_rounds(
                 let mut times = StepTimes::new();
                 for (code, request) in codes {
                     let scheduled = match &pacer {
-                        Some(pacer) => {
-                            let at = pacer.next();
-                            tokio::time::sleep_until(at.into()).await;
-                            at
-                        }
+                        Some(pacer) => pacer.next().await.expect("a pacer without an end goes on"),
                         None => Instant::now(),
                     };
                     times.clear();

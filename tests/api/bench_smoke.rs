@@ -19,18 +19,19 @@ async fn the_generator_completes_login_flows_without_errors(backend: Backend) {
     // A load generator is what rate limits exist to stop; benchmarks run with them off.
     let app = TestApp::spawn_with(backend, &[("LATCHKEY_RATE_LIMITS", "off")]).await;
     // Every way a sign-in can start, with ES256 ID tokens; then the other algorithms, whose
-    // signatures the generator checks with other keys.
+    // signatures the generator checks with other keys; then flows started at a fixed rate.
     let runs = [
-        (Alg::ES256, LoginMode::Username, 2),
-        (Alg::ES256, LoginMode::Remembered, 1),
-        (Alg::ES256, LoginMode::Discoverable, 1),
-        (Alg::RS256, LoginMode::Username, 1),
-        (Alg::EdDSA, LoginMode::Username, 1),
+        (Alg::ES256, LoginMode::Username, 2, None),
+        (Alg::ES256, LoginMode::Remembered, 1, None),
+        (Alg::ES256, LoginMode::Discoverable, 1, None),
+        (Alg::RS256, LoginMode::Username, 1, None),
+        (Alg::EdDSA, LoginMode::Username, 1, None),
+        (Alg::ES256, LoginMode::Username, 1, Some(20.0)),
     ];
     // The generator and the server are this process; watching it exercises the local-process
     // CPU figures that bench.sh asks for PostgreSQL and Redis.
     let this_process = std::fs::read_to_string("/proc/self/comm").expect("Linux's /proc").trim_end().to_owned();
-    for (alg, login_mode, seconds) in runs {
+    for (alg, login_mode, seconds, rate) in runs {
         let spec = ClientSpec { id_token_signed_response_alg: Some(alg.as_str().into()), ..first_party() };
         let (client_id, secret) = register(&app, spec).await;
         let options = Options {
@@ -42,11 +43,11 @@ async fn the_generator_completes_login_flows_without_errors(backend: Backend) {
             scenario: Scenario::Login,
             alg,
             login_mode,
+            rate,
             client_id: Some(client_id),
             client_secret: secret.expect("a confidential client"),
             redirect_uri: REDIRECT_URI.into(),
             watch_processes: vec![this_process.clone()],
-            ..Options::default()
         };
         let report = latchkey_bench::run(&options).await.expect("the generator sets up and runs");
         assert!(!report.failed(), "{alg:?} {login_mode:?}: flows failed:\n{}", report.table());
