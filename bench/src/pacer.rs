@@ -64,14 +64,15 @@ impl Pacer {
 }
 
 /// The pacer's thread: releases each start time as it comes, one after another without sleeping
-/// if the thread itself was late, until the end comes or the pacer is dropped.
+/// if the thread itself was late, until the end comes or the pacer is dropped (noticed at most
+/// one start time later).
 fn release_when_due(pacer: &Weak<Pacer>) {
     for n in 0u64.. {
-        let Some(next) = pacer.upgrade().map(|pacer| pacer.time(n)) else { return };
+        let Some(pacer) = pacer.upgrade() else { return };
+        let next = pacer.time(n);
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let Some(pacer) = pacer.upgrade() else { return };
         if pacer.end.is_some_and(|end| next >= end) {
             return pacer.due.add_permits(Semaphore::MAX_PERMITS / 2);
         }
@@ -91,10 +92,13 @@ mod tests {
     async fn hands_out_times_in_order_never_before_they_come_and_then_ends() {
         let pacer = Pacer::new(500.0, Some(Instant::now() + Duration::from_millis(60)));
         let mut times = Vec::new();
-        while let Some(at) = pacer.next().await {
-            assert!(Instant::now() >= at, "a start time was handed out before it came");
-            times.push(at);
-        }
+        let all = async {
+            while let Some(at) = pacer.next().await {
+                assert!(Instant::now() >= at, "a start time was handed out before it came");
+                times.push(at);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), all).await.expect("the pacer ends at its end");
         // 2 ms apart for 60 ms (from just after the end was set): 30 of them, the first at once.
         assert_eq!(times.len(), 30);
         assert!(times.windows(2).all(|pair| about(pair[1] - pair[0], 2)));
