@@ -24,8 +24,7 @@ use std::{
 };
 
 use sea_orm::{
-    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
-    Statement, Values,
+    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement, Values,
     sqlx::{self, AssertSqlSafe, PgConnection, PgPool, Postgres, pool::PoolConnection},
 };
 use sea_query_sqlx::SqlxValues;
@@ -190,20 +189,17 @@ impl ConnectionTrait for KeptConnections {
 
     async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
         let Some(kept) = &self.kept else { return self.db.query_one_raw(statement).await };
-        let row = kept.run(&statement, async |query, connection| query.fetch_optional(connection).await, query_error);
+        let row =
+            kept.run(&statement, async |query, connection| query.fetch_optional(connection).await, super::query_error);
         Ok(row.await?.map(QueryResult::from))
     }
 
     async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let Some(kept) = &self.kept else { return self.db.query_all_raw(statement).await };
-        let rows = kept.run(&statement, async |query, connection| query.fetch_all(connection).await, query_error);
+        let rows =
+            kept.run(&statement, async |query, connection| query.fetch_all(connection).await, super::query_error);
         Ok(rows.await?.into_iter().map(QueryResult::from).collect())
     }
-}
-
-/// As sea-orm reports a failed query.
-fn query_error(err: sqlx::Error) -> DbErr {
-    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
 #[cfg(test)]

@@ -137,6 +137,11 @@ pub(crate) fn exec_error(err: sea_orm::sqlx::Error) -> DbErr {
     DbErr::Exec(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err)))
 }
 
+/// As sea-orm reports a query that failed.
+pub(crate) fn query_error(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err)))
+}
+
 /// Whether `err` means the database could not be reached or the connection broke, rather than
 /// that a statement failed: the request may succeed later (503, not 500).
 pub fn is_unreachable(err: &DbErr) -> bool {
