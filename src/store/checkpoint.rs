@@ -35,7 +35,9 @@ use sea_orm::sqlx::{
 };
 
 /// How often the log is copied. At the token endpoint's full speed some 1,500 pages are
-/// committed per tick.
+/// committed per tick. Ticks of 200 ms saved 3–4 % of a login's CPU (fewer passes, each with
+/// its two `fsync`s) but raised the token request's p99 at half load from about 3 ms to 4–7 ms:
+/// a longer pass holds the server's one core longer (docs/benchmarks.md, seventeenth run).
 pub const TICK: Duration = Duration::from_millis(100);
 
 /// Pages in the log (4 KiB each) from which it is started over on a pooled connection: a 16 MB
