@@ -320,6 +320,7 @@ rows = [
     ("token endpoint (code exchange)", "token-es256.json", flows),
     ("  server CPU per exchange", "token-es256.json", lambda d: f"{d['server']['cpu_ms_per_flow']:.3f} ms"),
     ("  at 50 % rate: achieved, p99", "token-es256-at50.json", lambda d: f"{d['flows_per_sec']:,.0f}/s, p99 {d['latency_ms']['p99']:.2f} ms"),
+    ("  at 50 % rate: the token request alone", "token-es256-at50.json", lambda d: f"p50 {d['steps']['token']['p50']:.2f} / p99 {d['steps']['token']['p99']:.2f} ms"),
     ("refresh", "refresh-es256.json", flows),
     ("userinfo", "userinfo-es256.json", flows),
     ("discovery + JWKS", "discovery.json", lambda d: f"{d['requests_per_sec']:,.0f} req/s"),
@@ -345,6 +346,13 @@ print(f"| start-up to /readyz 200 | {' | '.join(cell(b, 'startup.json', lambda d
 print(f"| database row writes per login + exchange | {' | '.join(per_flow_writes(b) for b in backends)} |")
 print(f"| Redis commands per login + exchange | {' | '.join(redis_calls(b) for b in backends)} |")
 print(f"| Redis memory | {' | '.join(redis_session(b) for b in backends)} |")
+if len(backends) > 1:
+    ratios = []
+    for name, label in (("login-es256", "login"), ("login-rs256", "RS256"), ("token-es256", "token")):
+        first, other = load(backends[0], f"{name}.json"), load(backends[1], f"{name}.json")
+        if first and other:
+            ratios.append(f"{label} {other['flows_per_sec'] / first['flows_per_sec'] * 100:.0f} %")
+    print(f"| {backends[1]} vs {backends[0]} | – | {', '.join(ratios) or '–'} |")
 PY
 echo "results: $out" >&2
 [[ $failed == false ]]
