@@ -26,7 +26,7 @@ use crate::{
     },
     session::{self, Session},
     store::{
-        passkeys::{self, CredentialUpdate},
+        passkeys::{self, CredentialUpdate, PasskeyUse},
         users,
     },
 };
@@ -270,8 +270,15 @@ async fn record_use(
         Some(true) => Some(CredentialUpdate { read: row.passkey_json, new: passkey::serialize_stored(&stored) }),
         _ => None,
     };
-    let event = audit::row(event);
-    Ok(passkeys::record_use(&state.writes, row.user_id, row.id, credential, result.backup_state(), now, event).await?)
+    let used = PasskeyUse {
+        user_id: row.user_id,
+        id: row.id,
+        credential,
+        backup_state: result.backup_state(),
+        now,
+        event: audit::row(event),
+    };
+    Ok(passkeys::record_use(&state.writes, used).await?)
 }
 
 /// A failed verification: logs it and starts a fresh ceremony of the same kind for a retry.

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use entity::{grant, refresh_token};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait, Statement,
     prelude::Uuid,
     sea_query::{
         Alias, CommonTableExpression, Expr, InsertStatement, Query, SelectStatement, SimpleExpr, SubQueryStatement,
@@ -14,9 +14,12 @@ use sea_orm::{
     },
 };
 
-use super::sqlite_script::GroupCommit;
+use serde::{Serialize, Serializer, ser::SerializeStruct};
+
+use super::{pg_group::GroupWrite, sqlite_script::GroupCommit};
 
 /// The refresh token stored with a grant: its key ([`crate::oidc::tokens::refresh_token_key`]) and expiry.
+#[derive(Clone)]
 pub struct NewRefreshToken {
     pub key: String,
     pub expires_at: DateTime<Utc>,
@@ -27,31 +30,97 @@ pub struct NewRefreshToken {
 /// and an account disabled meanwhile gets nothing; `false` when it was not stored.
 ///
 /// On PostgreSQL both rows go in with one statement (a data-modifying `WITH`): every statement
-/// is a round trip, and `BEGIN`/`COMMIT` would add two more. SQLite has no such `WITH`, so there
-/// it is a transaction of two INSERTs sent as one script ([`GroupCommit`]), the second
-/// inserting only if the first did.
+/// is a round trip, and `BEGIN`/`COMMIT` would add two more. Grants that requests store at the
+/// same time go in together, one statement for all ([`GrantWrite`]). SQLite has no such
+/// `WITH`, so there it is a transaction of two INSERTs sent as one script ([`GroupCommit`]), the
+/// second inserting only if the first did.
 pub async fn insert_with_refresh(
     writes: &GroupCommit,
     grant: grant::Model,
     refresh: Option<NewRefreshToken>,
 ) -> Result<bool, DbErr> {
-    let db = writes.db();
+    if let Some(grants) = writes.grants() {
+        return grants.write(GrantWrite { grant, refresh }).await;
+    }
     let Some(refresh) = refresh else {
-        return Ok(db.execute(&insert_for_enabled_user(grant)?).await?.rows_affected() == 1);
+        return Ok(writes.db().execute(&insert_for_enabled_user(grant)?).await?.rows_affected() == 1);
     };
-    let backend = db.get_database_backend();
+    let backend = writes.db().get_database_backend();
     let (created_at, grant_id) = (grant.created_at, grant.id);
     let mut stored_grant = insert_for_enabled_user(grant)?;
     stored_grant.returning_col(grant::Column::Id);
-    if backend == DbBackend::Postgres {
-        let both = insert_refresh_after(stored_grant, refresh, created_at)?;
-        return Ok(db.execute(&both).await?.rows_affected() == 1);
-    }
     let grant_exists =
         Query::select().expr(Expr::val(1)).from(grant::Entity).and_where(grant::Column::Id.eq(grant_id)).to_owned();
     let stored_token = insert_refresh_if(Expr::exists(grant_exists), grant_id, refresh, created_at)?;
     let rows = writes.run([backend.build(&stored_grant), backend.build(&stored_token)]).await?;
     Ok(rows == 2)
+}
+
+/// A grant and its first refresh token, if any, to be stored on PostgreSQL with others
+/// ([`super::pg_group::PgGroup`]): as one JSON row of [`GrantWrite::GROUP_SQL`], or alone with the statement
+/// [`insert_with_refresh`] has always used.
+pub struct GrantWrite {
+    grant: grant::Model,
+    refresh: Option<NewRefreshToken>,
+}
+
+impl GroupWrite for GrantWrite {
+    /// The grants whose users exist and are enabled, each with its refresh token if it has one
+    /// (the same conditions as [`insert_for_enabled_user`] and [`insert_refresh_after`]).
+    const GROUP_SQL: &'static str = "WITH i AS (
+        SELECT * FROM ROWS FROM (json_to_recordset($1::json) AS (id uuid, client_id text, user_id uuid, sid text,
+            scope text, auth_time timestamptz, amr text, acr text, created_at timestamptz, expires_at timestamptz,
+            revoked_at timestamptz, refresh_key text, refresh_expires_at timestamptz))
+        WITH ORDINALITY AS r(id, client_id, user_id, sid, scope, auth_time, amr, acr, created_at, expires_at,
+            revoked_at, refresh_key, refresh_expires_at, n)
+    ), stored AS (
+        INSERT INTO grants (id, client_id, user_id, sid, scope, auth_time, amr, acr, created_at, expires_at, revoked_at)
+        SELECT id, client_id, user_id, sid, scope, auth_time, amr, acr, created_at, expires_at, revoked_at FROM i
+        WHERE EXISTS (SELECT 1 FROM users WHERE users.id = i.user_id AND NOT users.disabled)
+        RETURNING id
+    ), tokens AS (
+        INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at)
+        SELECT i.refresh_key, i.id, i.created_at, i.refresh_expires_at FROM i JOIN stored USING (id)
+        WHERE i.refresh_key IS NOT NULL
+    )
+    SELECT i.n FROM i JOIN stored USING (id)";
+
+    fn row(&self) -> Uuid {
+        self.grant.id
+    }
+
+    fn alone(&self) -> Result<Statement, DbErr> {
+        let mut stored_grant = insert_for_enabled_user(self.grant.clone())?;
+        let Some(refresh) = &self.refresh else {
+            return Ok(DbBackend::Postgres.build(&stored_grant));
+        };
+        stored_grant.returning_col(grant::Column::Id);
+        Ok(DbBackend::Postgres.build(&insert_refresh_after(stored_grant, refresh.clone(), self.grant.created_at)?))
+    }
+}
+
+impl Serialize for GrantWrite {
+    /// The row [`GrantWrite::GROUP_SQL`] reads; instants to the microsecond, as PostgreSQL
+    /// keeps them and as the statement alone would bind them.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let instant = super::to_the_microsecond;
+        let grant = &self.grant;
+        let mut row = serializer.serialize_struct("GrantWrite", 13)?;
+        row.serialize_field("id", &grant.id)?;
+        row.serialize_field("client_id", &grant.client_id)?;
+        row.serialize_field("user_id", &grant.user_id)?;
+        row.serialize_field("sid", &grant.sid)?;
+        row.serialize_field("scope", &grant.scope)?;
+        row.serialize_field("auth_time", &instant(grant.auth_time))?;
+        row.serialize_field("amr", &grant.amr)?;
+        row.serialize_field("acr", &grant.acr)?;
+        row.serialize_field("created_at", &instant(grant.created_at))?;
+        row.serialize_field("expires_at", &instant(grant.expires_at))?;
+        row.serialize_field("revoked_at", &grant.revoked_at.map(instant))?;
+        row.serialize_field("refresh_key", &self.refresh.as_ref().map(|refresh| &refresh.key))?;
+        row.serialize_field("refresh_expires_at", &self.refresh.as_ref().map(|refresh| instant(refresh.expires_at)))?;
+        row.end()
+    }
 }
 
 /// `INSERT INTO refresh_tokens (…) SELECT … WHERE condition RETURNING token_hash` (SQLite).
@@ -203,4 +272,117 @@ async fn revoke_where(
 /// Whether a grant is live: not revoked and not expired.
 pub fn is_live(grant: &grant::Model, now: DateTime<Utc>) -> bool {
     grant.revoked_at.is_none() && grant.expires_at > now
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{TimeDelta, Timelike};
+    use sea_orm::{DatabaseConnection, DbBackend, Statement};
+
+    use super::*;
+    use crate::store::{TempSchema, kept::KeptConnections};
+
+    const CLIENT: &str = "app";
+
+    /// A migrated schema with client [`CLIENT`], an enabled user and a disabled one.
+    async fn postgres() -> Option<(TempSchema, DatabaseConnection, Uuid, Uuid)> {
+        let schema = TempSchema::new().await?;
+        let (db, enabled, disabled) = schema.migrated_with_users().await;
+        let sql = format!(
+            "INSERT INTO clients (client_id, name, public, first_party, redirect_uris, post_logout_redirect_uris, \
+             allowed_scopes, grant_types, id_token_signed_response_alg, created_at, updated_at) \
+             VALUES ('{CLIENT}', 'App', true, true, '[]', '[]', 'openid', 'authorization_code', 'ES256', now(), now())"
+        );
+        db.execute_unprepared(&sql).await.unwrap();
+        Some((schema, db, enabled, disabled))
+    }
+
+    fn grant(user_id: Uuid, client_id: &str) -> grant::Model {
+        let now = Utc::now();
+        grant::Model {
+            id: Uuid::now_v7(),
+            client_id: client_id.to_owned(),
+            user_id,
+            sid: "sid".to_owned(),
+            scope: "openid".to_owned(),
+            auth_time: now,
+            amr: "hwk user".to_owned(),
+            acr: "acr".to_owned(),
+            created_at: now,
+            expires_at: now + TimeDelta::days(1),
+            revoked_at: None,
+        }
+    }
+
+    async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+        let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.unwrap().unwrap();
+        row.try_get_by_index(0).unwrap()
+    }
+
+    /// Sixty grants stored at once go to PostgreSQL in groups: every third for the disabled user
+    /// (not stored), every other with a refresh token, and one for a client that does not
+    /// exist, which fails its group's statement. Each request must be told its own outcome, the
+    /// failing one must fail alone, and what is stored must be exactly what each asked for.
+    #[tokio::test]
+    async fn grants_stored_together_on_postgres_each_get_their_own_outcome() {
+        let Some((schema, db, enabled, disabled)) = postgres().await else { return };
+        let writes = Arc::new(GroupCommit::new(KeptConnections::new(db.clone())));
+        let mut sent = tokio::task::JoinSet::new();
+        for n in 0..60 {
+            let user = if n % 3 == 0 { disabled } else { enabled };
+            let row = grant(user, if n == 31 { "no-such-client" } else { CLIENT });
+            let refresh = (n % 2 == 0)
+                .then(|| NewRefreshToken { key: format!("key-{n}"), expires_at: row.created_at + TimeDelta::days(30) });
+            let writes = writes.clone();
+            sent.spawn(async move { (n, insert_with_refresh(&writes, row, refresh).await) });
+        }
+        while let Some(joined) = sent.join_next().await {
+            match joined.unwrap() {
+                (31, outcome) => assert!(outcome.is_err(), "an unknown client fails its own write"),
+                (n, outcome) => assert_eq!(outcome.unwrap(), n % 3 != 0, "grant {n}"),
+            }
+        }
+        let stored = (0..60).filter(|n| n % 3 != 0 && *n != 31);
+        assert_eq!(count(&db, "SELECT count(*) FROM grants").await, stored.clone().count() as i64);
+        let tokens = stored.filter(|n| n % 2 == 0).count() as i64;
+        let sql = "SELECT count(*) FROM refresh_tokens JOIN grants ON grants.id = grant_id \
+                   WHERE refresh_tokens.created_at = grants.created_at AND token_hash LIKE 'key-%'";
+        assert_eq!(count(&db, sql).await, tokens, "each token with its own grant");
+        db.close().await.unwrap();
+        schema.drop_schema().await;
+    }
+
+    /// The group's statement and the statement alone store the same row, to the microsecond.
+    #[tokio::test]
+    async fn a_grant_stored_in_a_group_is_the_grant_stored_alone() {
+        let Some((schema, db, enabled, _)) = postgres().await else { return };
+        let kept = KeptConnections::new(db.clone());
+        let (first, second) = (grant(enabled, CLIENT), grant(enabled, CLIENT));
+        let writes = [first.clone(), second.clone()].map(|grant| GrantWrite { grant, refresh: None });
+        let rows = serde_json::to_string(&writes).unwrap();
+        let group = Statement::from_sql_and_values(DbBackend::Postgres, GrantWrite::GROUP_SQL, [rows.into()]);
+        let ordinals: Vec<i64> =
+            kept.query_all_raw(group).await.unwrap().iter().map(|row| row.try_get("", "n").unwrap()).collect();
+        assert_eq!(ordinals.len(), 2);
+        let alone = GrantWrite { grant: grant(enabled, CLIENT), refresh: None };
+        assert_eq!(kept.execute_raw(alone.alone().unwrap()).await.unwrap().rows_affected(), 1);
+        let truncated = |at: DateTime<Utc>| at.with_nanosecond(at.timestamp_subsec_micros() * 1_000).unwrap();
+        for expected in [first, second, alone.grant] {
+            let stored = find(&db, expected.id).await.unwrap().unwrap();
+            let auth_time = truncated(expected.auth_time);
+            assert_eq!(
+                stored,
+                grant::Model {
+                    auth_time,
+                    created_at: auth_time,
+                    expires_at: truncated(expected.expires_at),
+                    ..expected
+                }
+            );
+        }
+        db.close().await.unwrap();
+        schema.drop_schema().await;
+    }
 }

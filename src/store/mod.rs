@@ -10,12 +10,15 @@ pub mod enrollment_links;
 pub mod grants;
 pub mod kept;
 pub mod passkeys;
+pub mod pg_group;
 pub mod settings;
 pub mod signing_keys;
 pub mod sqlite_script;
 pub mod users;
 
 use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -99,6 +102,12 @@ pub async fn unique<S: SelectorTrait>(
     db: &impl ConnectionTrait,
 ) -> Result<Option<S::Item>, DbErr> {
     Ok(selector.all(db).await?.into_iter().next())
+}
+
+/// An instant as PostgreSQL keeps it (to the microsecond, the rest cut off as sqlx cuts it when
+/// it binds one), in RFC 3339: for rows sent as JSON ([`pg_group`]).
+pub fn to_the_microsecond(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// `INSERT INTO <table> (…) SELECT <row's values> …`, where `condition` adds what decides whether
@@ -196,6 +205,56 @@ impl Drop for TempDatabase {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
         }
+    }
+}
+
+/// A fresh PostgreSQL schema at `LATCHKEY_TEST_DATABASE_URL`, for tests; `None`, with a
+/// notice, when that is not set.
+#[cfg(test)]
+pub(crate) struct TempSchema {
+    admin: DatabaseConnection,
+    name: String,
+    url: String,
+}
+
+#[cfg(test)]
+impl TempSchema {
+    pub async fn new() -> Option<Self> {
+        let Ok(url) = std::env::var("LATCHKEY_TEST_DATABASE_URL") else {
+            eprintln!("notice: LATCHKEY_TEST_DATABASE_URL not set; skipping the PostgreSQL run");
+            return None;
+        };
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let admin = connect(&url).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE SCHEMA {name}")).await.unwrap();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}options[search_path]={name}");
+        Some(Self { admin, name, url })
+    }
+
+    /// A pool of `max_connections` whose `search_path` is the schema.
+    pub async fn connect(&self, max_connections: u32) -> DatabaseConnection {
+        connect_with(&self.url, max_connections).await.unwrap()
+    }
+
+    /// A pool of ten, the schema migrated, and two users in it: the ids of one enabled and one
+    /// disabled.
+    pub async fn migrated_with_users(&self) -> (DatabaseConnection, uuid::Uuid, uuid::Uuid) {
+        let db = self.connect(10).await;
+        migrate(&db).await.unwrap();
+        let (enabled, disabled) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let sql = format!(
+            "INSERT INTO users (id, username, username_normalized, email, email_normalized, display_name, created_at, \
+             disabled) VALUES ('{enabled}', 'a', 'a', 'a@x', 'a@x', 'A', now(), false), \
+             ('{disabled}', 'b', 'b', 'b@x', 'b@x', 'B', now(), true)"
+        );
+        db.execute_unprepared(&sql).await.unwrap();
+        (db, enabled, disabled)
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop_schema(self) {
+        self.admin.execute_unprepared(&format!("DROP SCHEMA {} CASCADE", self.name)).await.unwrap();
     }
 }
 

@@ -27,7 +27,7 @@ use sea_orm::{
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{mpsc, oneshot};
 
-use super::kept::KeptConnections;
+use super::{grants::GrantWrite, kept::KeptConnections, passkeys::PasskeyUse, pg_group::PgGroup};
 
 /// Transactions committed together at most. It bounds how many different scripts there are:
 /// a group's script depends only on how many transactions of each kind it has
@@ -38,11 +38,19 @@ use super::kept::KeptConnections;
 /// thirteenth run).
 const MAX_GROUP: usize = 8;
 
-/// The database for the request path's writes ([`KeptConnections`]), and on SQLite the queue
-/// of write transactions sent as scripts.
+/// The database for the request path's writes ([`KeptConnections`]): on SQLite with the queue
+/// of write transactions sent as scripts, on PostgreSQL with the queues of a login's two writes,
+/// made in groups ([`PgGroup`]).
 pub struct GroupCommit {
     db: KeptConnections,
     queue: Option<mpsc::UnboundedSender<Transaction>>,
+    postgres: Option<PostgresGroups>,
+}
+
+/// The queues of writes made in groups on PostgreSQL.
+struct PostgresGroups {
+    grants: PgGroup<GrantWrite>,
+    passkey_uses: PgGroup<PasskeyUse>,
 }
 
 /// A queued transaction and where its outcome goes: how many rows its statements returned.
@@ -55,17 +63,30 @@ impl GroupCommit {
     /// Wraps `db`; on SQLite starts the task that commits the queue, which ends when this is
     /// dropped.
     pub fn new(db: KeptConnections) -> Self {
-        let queue = (db.db().get_database_backend() == DbBackend::Sqlite).then(|| {
+        let backend = db.db().get_database_backend();
+        let queue = (backend == DbBackend::Sqlite).then(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
             tokio::spawn(commit_queued(db.db().get_sqlite_connection_pool().clone(), receiver));
             sender
         });
-        Self { db, queue }
+        let postgres = (backend == DbBackend::Postgres)
+            .then(|| PostgresGroups { grants: PgGroup::new(db.clone()), passkey_uses: PgGroup::new(db.clone()) });
+        Self { db, queue, postgres }
     }
 
     /// The database, for everything else.
     pub fn db(&self) -> &KeptConnections {
         &self.db
+    }
+
+    /// On PostgreSQL, the queue of grants to store in groups.
+    pub fn grants(&self) -> Option<&PgGroup<GrantWrite>> {
+        self.postgres.as_ref().map(|groups| &groups.grants)
+    }
+
+    /// On PostgreSQL, the queue of passkey uses to record in groups.
+    pub fn passkey_uses(&self) -> Option<&PgGroup<PasskeyUse>> {
+        self.postgres.as_ref().map(|groups| &groups.passkey_uses)
     }
 
     /// Runs `statements` as one SQLite transaction, with whatever other transactions are

@@ -375,21 +375,12 @@ fn assert_one_initial_key_each(rows: &[signing_key::Model]) {
 /// when `LATCHKEY_TEST_DATABASE_URL` is set, like the integration tests.
 #[tokio::test]
 async fn concurrent_first_starts_on_postgres_create_one_key_per_algorithm() {
-    use sea_orm::ConnectionTrait;
-    let Ok(url) = std::env::var("LATCHKEY_TEST_DATABASE_URL") else {
-        eprintln!("notice: LATCHKEY_TEST_DATABASE_URL not set; skipping the PostgreSQL run");
-        return;
-    };
-    let schema = format!("test_keys_{}", uuid::Uuid::new_v4().simple());
-    let admin = crate::store::connect(&url).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options[search_path]={schema}");
-    let (one, two) = (crate::store::connect(&scoped).await.unwrap(), crate::store::connect(&scoped).await.unwrap());
+    let Some(schema) = crate::store::TempSchema::new().await else { return };
+    let (one, two) = (schema.connect(10).await, schema.connect(10).await);
     crate::store::migrate(&one).await.unwrap();
     let (a, b) = tokio::join!(SigningKeys::load_or_create(&one, t0()), SigningKeys::load_or_create(&two, t0()));
     let rows = store::all(&one).await.unwrap();
-    admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
+    schema.drop_schema().await;
     assert_one_initial_key_each(&rows);
     assert_eq!(a.unwrap().jwks(), b.unwrap().jwks());
 }
