@@ -221,6 +221,7 @@ pub async fn delete(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> Resul
 mod tests {
     use std::sync::Arc;
 
+    use chrono::Timelike;
     use sea_orm::{DatabaseConnection, DbBackend, Statement};
 
     use super::*;
@@ -305,6 +306,37 @@ mod tests {
         }
         assert_eq!(stored(&db, twice).await.passkey_json, "first", "the second read a counter already moved");
         assert_eq!(events(&db).await, recorded_count);
+        db.close().await.unwrap();
+        schema.drop_schema().await;
+    }
+
+    /// The group's statement records what the statement alone records.
+    #[tokio::test]
+    async fn a_sign_in_recorded_in_a_group_is_the_sign_in_recorded_alone() {
+        let Some(schema) = TempSchema::new().await else { return };
+        let (db, enabled, _) = schema.migrated_with_users().await;
+        let kept = KeptConnections::new(db.clone());
+        let (first, second, third) = (
+            passkey(&db, enabled, "read").await,
+            passkey(&db, enabled, "read").await,
+            passkey(&db, enabled, "read").await,
+        );
+        let uses = [used(enabled, first, update("read", "new")), used(enabled, second, None)];
+        let rows = serde_json::to_string(&uses).unwrap();
+        let group = Statement::from_sql_and_values(DbBackend::Postgres, PasskeyUse::GROUP_SQL, [rows.into()]);
+        let written = kept.query_all_raw(group).await.unwrap();
+        assert_eq!(written.len(), 2, "both recorded by the group's statement");
+        let alone = used(enabled, third, update("read", "new"));
+        assert_eq!(kept.execute_raw(alone.alone().unwrap()).await.unwrap().rows_affected(), 1);
+        let (in_group, unchanged, by_itself) =
+            (stored(&db, first).await, stored(&db, second).await, stored(&db, third).await);
+        assert_eq!((in_group.passkey_json.as_str(), unchanged.passkey_json.as_str()), ("new", "read"));
+        for (row, use_) in [(in_group, &uses[0]), (by_itself, &alone)] {
+            let at = use_.now.with_nanosecond(use_.now.timestamp_subsec_micros() * 1_000).unwrap();
+            assert_eq!((row.passkey_json.as_str(), row.backup_state, row.last_used_at), ("new", true, Some(at)));
+            let event = audit_event::Entity::find_by_id(use_.event.id).one(&db).await.unwrap().unwrap();
+            assert_eq!(event, audit_event::Model { at, ..use_.event.clone() });
+        }
         db.close().await.unwrap();
         schema.drop_schema().await;
     }

@@ -5,10 +5,10 @@
 //! statement each, ran at 10,300 rows/s on the seventeenth run's machine (`pgbench`, eight
 //! clients); four to a statement, 23,500; eight, 29,400 (docs/benchmarks.md). [`PgGroup`]
 //! queues one kind of write ([`GroupWrite`]) and sends those that waited while the statement
-//! before was in flight as one statement: the rows travel as one JSON parameter
-//! (`json_to_recordset`), and the statement returns the ordinal of each row it wrote, so each
-//! request learns its own outcome. No request waits on purpose: under light load a group is
-//! one write, sent at once.
+//! before was in flight as one statement (or a few, [`MAX_GROUP_BYTES`] each): the rows travel
+//! as one JSON parameter (`json_to_recordset`), and the statement returns the ordinal of each
+//! row it wrote, so each request learns its own outcome. No request waits on purpose: under
+//! light load a group is one write, sent at once.
 //!
 //! Should a group's statement fail, each of its writes runs again alone with the statement it
 //! would have had anyway, so a failure is its own and the others are written.
@@ -21,9 +21,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::kept::KeptConnections;
 
-/// Writes sent in one statement at most: a bound on the JSON parameter and on how long the
-/// statement holds its rows' locks.
+/// Writes taken from the queue at once.
 const MAX_GROUP: usize = 32;
+
+/// The JSON of one statement's rows at most; a group larger than that is sent as several
+/// statements. sqlx 0.9 leaves Nagle's algorithm on for PostgreSQL's sockets, so a statement
+/// that leaves in more than one piece may have its last piece held back until PostgreSQL
+/// acknowledges the rest, which it may delay by 40 ms: groups of sign-ins, each row with the
+/// credential's JSON twice, took 80 ms a statement (docs/benchmarks.md, seventeenth run).
+const MAX_GROUP_BYTES: usize = 12 * 1024;
 
 /// One kind of write that can go to PostgreSQL in groups.
 pub trait GroupWrite: Serialize + Send + Sync + 'static {
@@ -77,9 +83,15 @@ async fn write_queued<W: GroupWrite>(db: KeptConnections, mut queue: mpsc::Unbou
 }
 
 async fn write_group<W: GroupWrite>(db: &KeptConnections, group: Vec<Pending<W>>) {
-    let (together, after) = first_write_of_each_row(group);
-    let alone = if together.len() > 1 { write_together(db, together).await } else { together };
-    for pending in alone.into_iter().chain(after) {
+    let (first, repeats) = first_write_of_each_row(group);
+    let mut alone = Vec::new();
+    for batch in batches(first) {
+        match batch.len() {
+            1 => alone.extend(batch.into_iter().map(|(pending, _)| pending)),
+            _ => alone.extend(write_together(db, batch).await),
+        }
+    }
+    for pending in alone.into_iter().chain(repeats) {
         let outcome = match pending.write.alone() {
             Ok(statement) => db.execute_raw(statement).await.map(|result| result.rows_affected() == 1),
             Err(err) => Err(err),
@@ -95,30 +107,103 @@ fn first_write_of_each_row<W: GroupWrite>(group: Vec<Pending<W>>) -> (Vec<Pendin
     group.into_iter().partition(|pending| rows.insert(pending.write.row()))
 }
 
-/// Makes `group`'s writes with one statement and answers each; gives the writes back when
+/// The writes with their JSON rows, in batches of [`MAX_GROUP_BYTES`] at most (a write larger
+/// than that, or that cannot be serialised, is a batch of its own).
+fn batches<W: GroupWrite>(writes: Vec<Pending<W>>) -> Vec<Vec<(Pending<W>, String)>> {
+    let mut batches: Vec<Vec<(Pending<W>, String)>> = Vec::new();
+    let mut bytes = 0;
+    for pending in writes {
+        let row = serde_json::to_string(&pending.write).unwrap_or_default();
+        let fits = !row.is_empty() && bytes + row.len() < MAX_GROUP_BYTES;
+        match batches.last_mut() {
+            Some(batch) if fits => {
+                bytes += row.len() + 1;
+                batch.push((pending, row));
+            }
+            _ => {
+                bytes = row.len();
+                batches.push(vec![(pending, row)]);
+            }
+        }
+    }
+    batches
+}
+
+/// Makes `batch`'s writes with one statement and answers each; gives the writes back when
 /// that statement failed, to be made alone.
-async fn write_together<W: GroupWrite>(db: &KeptConnections, group: Vec<Pending<W>>) -> Vec<Pending<W>> {
-    match written_ordinals(db, &group).await {
+async fn write_together<W: GroupWrite>(db: &KeptConnections, batch: Vec<(Pending<W>, String)>) -> Vec<Pending<W>> {
+    let rows = format!("[{}]", batch.iter().map(|(_, row)| row.as_str()).collect::<Vec<_>>().join(","));
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, W::GROUP_SQL, [rows.into()]);
+    let written: Result<Vec<i64>, DbErr> = match db.query_all_raw(statement).await {
+        Ok(written) => written.iter().map(|row| row.try_get::<i64>("", "n")).collect(),
+        Err(err) => Err(err),
+    };
+    let batch = batch.into_iter().map(|(pending, _)| pending);
+    match written {
         Ok(written) => {
-            for (ordinal, pending) in (1..).zip(group) {
+            for (ordinal, pending) in (1..).zip(batch) {
                 let _ = pending.done.send(Ok(written.contains(&ordinal)));
             }
             Vec::new()
         }
         // Each write would wait for a connection again: one answer for all.
         Err(err @ DbErr::ConnectionAcquire(_)) => {
-            group.into_iter().for_each(|pending| drop(pending.done.send(Err(err.clone()))));
+            batch.for_each(|pending| drop(pending.done.send(Err(err.clone()))));
             Vec::new()
         }
-        Err(_) => group,
+        Err(_) => batch.collect(),
     }
 }
 
-/// Runs the group's statement; the ordinals of the writes it made.
-async fn written_ordinals<W: GroupWrite>(db: &KeptConnections, group: &[Pending<W>]) -> Result<Vec<i64>, DbErr> {
-    let writes: Vec<&W> = group.iter().map(|pending| &pending.write).collect();
-    let rows = serde_json::to_string(&writes).map_err(|err| DbErr::Custom(err.to_string()))?;
-    let statement = Statement::from_sql_and_values(DbBackend::Postgres, W::GROUP_SQL, [rows.into()]);
-    let written = db.query_all_raw(statement).await?;
-    written.iter().map(|row| row.try_get::<i64>("", "n")).collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write of `row` whose JSON is about `bytes` long.
+    #[derive(Serialize)]
+    struct Filler {
+        row: Uuid,
+        text: String,
+    }
+
+    impl GroupWrite for Filler {
+        const GROUP_SQL: &'static str = "";
+
+        fn row(&self) -> Uuid {
+            self.row
+        }
+
+        fn alone(&self) -> Result<Statement, DbErr> {
+            Err(DbErr::Custom("not in these tests".into()))
+        }
+    }
+
+    fn pending(row: u128, bytes: usize) -> Pending<Filler> {
+        Pending { write: Filler { row: Uuid::from_u128(row), text: "x".repeat(bytes) }, done: oneshot::channel().0 }
+    }
+
+    fn rows<'a>(writes: impl IntoIterator<Item = &'a Pending<Filler>>) -> Vec<u128> {
+        writes.into_iter().map(|pending| pending.write.row.as_u128()).collect()
+    }
+
+    #[test]
+    fn batches_stay_within_their_bound_in_the_order_the_writes_came() {
+        let sizes = [5_000, 5_000, 5_000, 20_000, 100, 100, 12_200, 100];
+        let writes = sizes.iter().enumerate().map(|(n, &bytes)| pending(n as u128, bytes)).collect();
+        let batches = batches(writes);
+        let shape: Vec<Vec<u128>> =
+            batches.iter().map(|batch| rows(batch.iter().map(|(pending, _)| pending))).collect();
+        assert_eq!(shape, [vec![0, 1], vec![2], vec![3], vec![4, 5], vec![6], vec![7]]);
+        for batch in &batches {
+            let json: usize = batch.iter().map(|(_, row)| row.len() + 1).sum();
+            assert!(batch.len() == 1 || json < MAX_GROUP_BYTES, "{json} bytes in a batch of {}", batch.len());
+        }
+    }
+
+    #[test]
+    fn a_second_write_of_a_row_waits_for_the_group() {
+        let group = vec![pending(1, 10), pending(2, 10), pending(1, 10), pending(3, 10), pending(2, 10)];
+        let (first, repeats) = first_write_of_each_row(group);
+        assert_eq!((rows(&first), rows(&repeats)), (vec![1, 2, 3], vec![1, 2]));
+    }
 }
