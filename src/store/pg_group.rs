@@ -151,7 +151,15 @@ async fn write_together<W: GroupWrite>(db: &KeptConnections, batch: Vec<(Pending
             batch.for_each(|pending| drop(pending.done.send(Err(err.clone()))));
             Vec::new()
         }
-        Err(_) => batch.collect(),
+        // One bad write fails the statement of all: each is made alone, and told its own
+        // outcome. Should this happen all the time (a statement that no longer fits the
+        // schema), every write would go one at a time, so it is worth a line in the log. It
+        // carries PostgreSQL's message only: sqlx leaves out the detail, where a key's value
+        // would be.
+        Err(error) => {
+            tracing::warn!(%error, writes = batch.len(), "a group of PostgreSQL writes failed; making them one at a time");
+            batch.collect()
+        }
     }
 }
 
