@@ -57,8 +57,8 @@ pub async fn insert_with_refresh(
 }
 
 /// A grant and its first refresh token, if any, to be stored on PostgreSQL with others
-/// ([`super::pg_group::PgGroup`]): as one JSON row of [`GrantWrite::GROUP_SQL`], or alone with the statement
-/// [`insert_with_refresh`] has always used.
+/// ([`super::pg_group::PgGroup`]): as one JSON row of [`GrantWrite::GROUP_SQL`], or alone with
+/// the statement [`insert_with_refresh`] has always used.
 pub struct GrantWrite {
     grant: grant::Model,
     refresh: Option<NewRefreshToken>,

@@ -105,11 +105,12 @@ pub async fn record_use(writes: &GroupCommit, used: PasskeyUse) -> Result<bool, 
         return uses.write(used).await;
     }
     let backend = writes.db().get_database_backend();
-    let mut insert_event = super::insert_select(audit_event::ActiveModel::from(used.event.clone()), |row| {
+    let update = backend.build(&used.update());
+    let mut insert_event = super::insert_select(audit_event::ActiveModel::from(used.event), |row| {
         row.and_where(Expr::cust("changes() = 1"));
     })?;
     insert_event.returning_col(audit_event::Column::Id);
-    Ok(writes.run([backend.build(&used.update()), backend.build(&insert_event)]).await? == 2)
+    Ok(writes.run([update, backend.build(&insert_event)]).await? == 2)
 }
 
 impl PasskeyUse {

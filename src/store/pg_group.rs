@@ -121,7 +121,8 @@ fn batches<W: GroupWrite>(writes: Vec<Pending<W>>) -> Vec<Vec<(Pending<W>, Strin
                 batch.push((pending, row));
             }
             _ => {
-                bytes = row.len();
+                // A write that cannot be serialised closes its batch: no other joins it.
+                bytes = if row.is_empty() { MAX_GROUP_BYTES } else { row.len() };
                 batches.push(vec![(pending, row)]);
             }
         }
@@ -134,10 +135,10 @@ fn batches<W: GroupWrite>(writes: Vec<Pending<W>>) -> Vec<Vec<(Pending<W>, Strin
 async fn write_together<W: GroupWrite>(db: &KeptConnections, batch: Vec<(Pending<W>, String)>) -> Vec<Pending<W>> {
     let rows = format!("[{}]", batch.iter().map(|(_, row)| row.as_str()).collect::<Vec<_>>().join(","));
     let statement = Statement::from_sql_and_values(DbBackend::Postgres, W::GROUP_SQL, [rows.into()]);
-    let written: Result<Vec<i64>, DbErr> = match db.query_all_raw(statement).await {
-        Ok(written) => written.iter().map(|row| row.try_get::<i64>("", "n")).collect(),
-        Err(err) => Err(err),
-    };
+    let written = db
+        .query_all_raw(statement)
+        .await
+        .and_then(|written| written.iter().map(|row| row.try_get::<i64>("", "n")).collect::<Result<Vec<_>, _>>());
     let batch = batch.into_iter().map(|(pending, _)| pending);
     match written {
         Ok(written) => {
@@ -157,7 +158,8 @@ async fn write_together<W: GroupWrite>(db: &KeptConnections, batch: Vec<(Pending
         // carries PostgreSQL's message only: sqlx leaves out the detail, where a key's value
         // would be.
         Err(error) => {
-            tracing::warn!(%error, writes = batch.len(), "a group of PostgreSQL writes failed; making them one at a time");
+            let writes = batch.len();
+            tracing::warn!(%error, writes, "a group of PostgreSQL writes failed; making them one at a time");
             batch.collect()
         }
     }
@@ -167,11 +169,20 @@ async fn write_together<W: GroupWrite>(db: &KeptConnections, batch: Vec<(Pending
 mod tests {
     use super::*;
 
-    /// A write of `row` whose JSON is about `bytes` long.
-    #[derive(Serialize)]
+    /// A write of `row` whose JSON is about `bytes` long; with no bytes at all, one that cannot
+    /// be serialised.
     struct Filler {
         row: Uuid,
         text: String,
+    }
+
+    impl Serialize for Filler {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            if self.text.is_empty() {
+                return Err(serde::ser::Error::custom("no text"));
+            }
+            (self.row, &self.text).serialize(serializer)
+        }
     }
 
     impl GroupWrite for Filler {
@@ -206,6 +217,14 @@ mod tests {
             let json: usize = batch.iter().map(|(_, row)| row.len() + 1).sum();
             assert!(batch.len() == 1 || json < MAX_GROUP_BYTES, "{json} bytes in a batch of {}", batch.len());
         }
+    }
+
+    #[test]
+    fn a_write_that_cannot_be_serialised_is_a_batch_of_its_own() {
+        let writes = vec![pending(0, 10), pending(1, 0), pending(2, 10), pending(3, 10)];
+        let shape: Vec<Vec<u128>> =
+            batches(writes).iter().map(|batch| rows(batch.iter().map(|(pending, _)| pending))).collect();
+        assert_eq!(shape, [vec![0], vec![1], vec![2, 3]]);
     }
 
     #[test]
