@@ -18,6 +18,20 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::grant::Entity",
+        from = "Column::GrantId",
+        to = "super::grant::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Grant,
+}
+
+impl Related<super::grant::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Grant.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

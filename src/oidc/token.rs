@@ -26,7 +26,7 @@ use crate::{
     audit::{self, Event},
     error::OAuthError,
     store::{
-        grants::{self, NewRefreshToken},
+        grants::{self, NewRefreshToken, RefreshRotation, RefreshToRotate},
         users,
     },
 };
@@ -274,7 +274,12 @@ fn grant_row(grant: &CodeGrant, id: uuid::Uuid, expires_at: DateTime<Utc>, now: 
 
 /// The user behind a grant, if they still exist and are enabled.
 async fn live_user(state: &AppState, user_id: uuid::Uuid) -> Result<user::Model, OAuthError> {
-    users::find_by_id(&state.hot_path, user_id).await?.filter(|u| !u.disabled).ok_or_else(account_gone)
+    enabled(users::find_by_id(&state.hot_path, user_id).await?)
+}
+
+/// The user, if they exist and are enabled.
+fn enabled(user: Option<user::Model>) -> Result<user::Model, OAuthError> {
+    user.filter(|user| !user.disabled).ok_or_else(account_gone)
 }
 
 fn account_gone() -> OAuthError {
@@ -290,10 +295,8 @@ async fn refresh(
 ) -> Result<TokenResponse, OAuthError> {
     let presented = form.require("refresh_token")?;
     let key = refresh_token_key(presented);
-    let Some(token) = grants::find_refresh(&state.hot_path, &key).await? else {
-        return Err(invalid_grant("The refresh token is invalid."));
-    };
-    let Some(grant) = grants::find(&state.hot_path, token.grant_id).await? else {
+    let Some(RefreshToRotate { token, grant, user }) = grants::find_refresh_to_rotate(&state.hot_path, &key).await?
+    else {
         return Err(invalid_grant("The refresh token is invalid."));
     };
     if grant.client_id != client.client_id {
@@ -307,10 +310,11 @@ async fn refresh(
         return Err(invalid_grant("The refresh token has expired or was revoked."));
     }
     let scopes = narrowed_scopes(&grant, form.get("scope"))?;
-    let user = live_user(state, grant.user_id).await?;
+    let user = enabled(user)?;
     let (new_token, new_key) = new_refresh_token();
-    let next = NewRefreshToken { key: new_key, expires_at: token.expires_at };
-    if !grants::rotate_refresh(&state.writes, grant.id, &key, next, now).await? {
+    let new = NewRefreshToken { key: new_key, expires_at: token.expires_at };
+    let rotation = RefreshRotation { grant_id: grant.id, old_key: key, new, now };
+    if !grants::rotate_refresh(&state.writes, rotation).await? {
         revoke_replayed(state, client, grant.id, "refresh_token", now).await?;
         return Err(invalid_grant("The refresh token was already used."));
     }

@@ -1,16 +1,18 @@
 //! Queries over `grants` and `refresh_tokens`. A grant and its first refresh token are written
 //! together; rotation marks the old token used and stores the new one atomically, so of two
 //! racing refreshes only one can win. Each of these writes is one statement on PostgreSQL (a
-//! data-modifying `WITH`) and one script on SQLite ([`super::sqlite_script`]).
+//! data-modifying `WITH`, shared with the same writes of other requests: [`super::pg_group`])
+//! and one script on SQLite ([`super::sqlite_script`]). A refresh reads its token, grant and
+//! user with one query.
 
 use chrono::{DateTime, Utc};
-use entity::{grant, refresh_token};
+use entity::{grant, refresh_token, user};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait, Statement,
     prelude::Uuid,
     sea_query::{
         Alias, CommonTableExpression, Expr, InsertStatement, Query, SelectStatement, SimpleExpr, SubQueryStatement,
-        WithClause,
+        UpdateStatement, WithClause,
     },
 };
 
@@ -202,30 +204,103 @@ pub async fn find_refresh(db: &impl ConnectionTrait, key: &str) -> Result<Option
     super::unique(refresh_token::Entity::find_by_id(key.to_owned()).into_model(), db).await
 }
 
+/// A refresh token presented for rotation, with what the refresh needs to know besides.
+pub struct RefreshToRotate {
+    pub token: refresh_token::Model,
+    pub grant: grant::Model,
+    /// `None` when the account is gone.
+    pub user: Option<user::Model>,
+}
+
+/// A refresh token by key, with its grant and the grant's user, in one query: a refresh reads
+/// all three, and on PostgreSQL every statement is a round trip.
+pub async fn find_refresh_to_rotate(db: &impl ConnectionTrait, key: &str) -> Result<Option<RefreshToRotate>, DbErr> {
+    let query = refresh_token::Entity::find_by_id(key.to_owned())
+        .find_also_related(grant::Entity)
+        .and_also_related(user::Entity)
+        .into_model();
+    let found = super::unique(query, db).await?;
+    // The foreign key guarantees a grant; a token without one is treated as absent.
+    Ok(found.and_then(|(token, grant, user)| Some(RefreshToRotate { token, grant: grant?, user })))
+}
+
 /// Marks `old_key` used and stores its successor, atomically. `false` when the old token was
 /// already used (a concurrent refresh won): nothing is stored then. One statement on
-/// PostgreSQL (the UPDATE in a `WITH`), one script on SQLite (the INSERT only if the UPDATE
+/// PostgreSQL (the UPDATE in a `WITH`), with the rotations of other requests at the same time
+/// ([`RefreshRotation::GROUP_SQL`]); one script on SQLite (the INSERT only if the UPDATE
 /// changed a row: `changes()` is the count of the last completed statement).
-pub async fn rotate_refresh(
-    writes: &GroupCommit,
-    grant_id: Uuid,
-    old_key: &str,
-    new: NewRefreshToken,
-    now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let mut mark_used = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
-        .filter(refresh_token::Column::TokenHash.eq(old_key))
-        .filter(refresh_token::Column::UsedAt.is_null())
-        .into_query();
-    mark_used.returning_col(refresh_token::Column::GrantId);
-    let db = writes.db();
-    let backend = db.get_database_backend();
-    if backend == DbBackend::Postgres {
-        return Ok(db.execute(&insert_refresh_after(mark_used, new, now)?).await?.rows_affected() == 1);
+pub async fn rotate_refresh(writes: &GroupCommit, rotation: RefreshRotation) -> Result<bool, DbErr> {
+    if let Some(rotations) = writes.refresh_rotations() {
+        return rotations.write(rotation).await;
     }
-    let store_new = insert_refresh_if(Expr::cust("changes() = 1"), grant_id, new, now)?;
-    Ok(writes.run([backend.build(&mark_used), backend.build(&store_new)]).await? == 2)
+    let backend = writes.db().get_database_backend();
+    let mark_used = backend.build(&rotation.mark_used());
+    let store_new = insert_refresh_if(Expr::cust("changes() = 1"), rotation.grant_id, rotation.new, rotation.now)?;
+    Ok(writes.run([mark_used, backend.build(&store_new)]).await? == 2)
+}
+
+/// A refresh token's rotation: `old_key`, of grant `grant_id`, used at `now` and succeeded by
+/// `new` ([`rotate_refresh`]).
+pub struct RefreshRotation {
+    pub grant_id: Uuid,
+    pub old_key: String,
+    pub new: NewRefreshToken,
+    pub now: DateTime<Utc>,
+}
+
+impl RefreshRotation {
+    /// `UPDATE refresh_tokens SET used_at = now WHERE key = old_key AND used_at IS NULL
+    /// RETURNING grant_id`.
+    fn mark_used(&self) -> UpdateStatement {
+        let mut mark_used = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAt, Expr::value(self.now))
+            .filter(refresh_token::Column::TokenHash.eq(self.old_key.as_str()))
+            .filter(refresh_token::Column::UsedAt.is_null())
+            .into_query();
+        mark_used.returning_col(refresh_token::Column::GrantId);
+        mark_used
+    }
+}
+
+impl GroupWrite for RefreshRotation {
+    /// The old tokens not used yet marked used, each with its successor stored (the same
+    /// conditions as [`RefreshRotation::mark_used`] and [`insert_refresh_after`]).
+    const GROUP_SQL: &'static str = "WITH i AS (
+        SELECT * FROM ROWS FROM (json_to_recordset($1::json) AS (old_key text, new_key text, now timestamptz,
+            expires_at timestamptz))
+        WITH ORDINALITY AS r(old_key, new_key, now, expires_at, n)
+    ), used AS (
+        UPDATE refresh_tokens SET used_at = i.now FROM i
+        WHERE refresh_tokens.token_hash = i.old_key AND refresh_tokens.used_at IS NULL
+        RETURNING refresh_tokens.token_hash, refresh_tokens.grant_id
+    ), successors AS (
+        INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at)
+        SELECT i.new_key, used.grant_id, i.now, i.expires_at FROM i JOIN used ON used.token_hash = i.old_key
+    )
+    SELECT i.n FROM i JOIN used ON used.token_hash = i.old_key";
+
+    /// The grant: its tokens are rotated one group at a time (two rotations of one token in a
+    /// group would both see the UPDATE's one row).
+    fn row(&self) -> Uuid {
+        self.grant_id
+    }
+
+    fn alone(&self) -> Result<Statement, DbErr> {
+        Ok(DbBackend::Postgres.build(&insert_refresh_after(self.mark_used(), self.new.clone(), self.now)?))
+    }
+}
+
+impl Serialize for RefreshRotation {
+    /// The row [`RefreshRotation::GROUP_SQL`] reads.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let instant = super::to_the_microsecond;
+        let mut row = serializer.serialize_struct("RefreshRotation", 4)?;
+        row.serialize_field("old_key", &self.old_key)?;
+        row.serialize_field("new_key", &self.new.key)?;
+        row.serialize_field("now", &instant(self.now))?;
+        row.serialize_field("expires_at", &instant(self.new.expires_at))?;
+        row.end()
+    }
 }
 
 /// Revokes one grant (every token it issued dies with it).
@@ -276,7 +351,7 @@ pub fn is_live(grant: &grant::Model, now: DateTime<Utc>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::{collections::HashSet, sync::Arc};
 
     use chrono::{TimeDelta, Timelike};
     use sea_orm::{DatabaseConnection, DbBackend, Statement};
@@ -314,6 +389,11 @@ mod tests {
             expires_at: now + TimeDelta::days(1),
             revoked_at: None,
         }
+    }
+
+    /// An instant as PostgreSQL keeps it.
+    fn truncated(at: DateTime<Utc>) -> DateTime<Utc> {
+        at.with_nanosecond(at.timestamp_subsec_micros() * 1_000).unwrap()
     }
 
     async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
@@ -354,6 +434,134 @@ mod tests {
         schema.drop_schema().await;
     }
 
+    /// A grant for each of `users`, the `n`th with refresh token `old-<n>`.
+    async fn grants_with_tokens(writes: &GroupCommit, users: &[Uuid]) -> Vec<grant::Model> {
+        let mut grants = Vec::new();
+        for (n, user) in users.iter().enumerate() {
+            let row = grant(*user, CLIENT);
+            let refresh = NewRefreshToken { key: format!("old-{n}"), expires_at: row.created_at + TimeDelta::days(30) };
+            assert!(insert_with_refresh(writes, row.clone(), Some(refresh)).await.unwrap());
+            grants.push(row);
+        }
+        grants
+    }
+
+    fn rotation(grant: &grant::Model, old_key: &str, new_key: &str) -> RefreshRotation {
+        let new = NewRefreshToken { key: new_key.to_owned(), expires_at: grant.expires_at };
+        RefreshRotation { grant_id: grant.id, old_key: old_key.to_owned(), new, now: Utc::now() }
+    }
+
+    /// A token is read with its grant and its user, disabled or not, in one query.
+    #[tokio::test]
+    async fn a_refresh_token_is_read_with_its_grant_and_user() {
+        let Some((schema, db, enabled, _)) = postgres().await else { return };
+        let writes = GroupCommit::new(KeptConnections::new(db.clone()));
+        let stored = grants_with_tokens(&writes, &[enabled]).await.remove(0);
+        for disabled in [false, true] {
+            db.execute_unprepared(&format!("UPDATE users SET disabled = {disabled} WHERE id = '{enabled}'"))
+                .await
+                .unwrap();
+            let found = find_refresh_to_rotate(&db, "old-0").await.unwrap().unwrap();
+            assert_eq!((found.token.grant_id, found.token.used_at), (stored.id, None));
+            assert_eq!(found.grant.id, stored.id);
+            let user = found.user.unwrap();
+            assert_eq!((user.id, user.disabled), (enabled, disabled));
+        }
+        assert!(find_refresh_to_rotate(&db, "no-such-key").await.unwrap().is_none());
+        db.close().await.unwrap();
+        schema.drop_schema().await;
+    }
+
+    /// Rotations sent at once go to PostgreSQL in groups. First one of each of 16 grants'
+    /// tokens, a rival rotation of every fourth token (exactly one of the two may win) and
+    /// rotations of keys that do not exist; then four more with one whose new key is taken,
+    /// which fails its group's statement. Each request must be told its own outcome, and what
+    /// is stored must match.
+    #[tokio::test]
+    async fn refresh_tokens_rotated_together_on_postgres_each_get_their_own_outcome() {
+        let Some((schema, db, enabled, _)) = postgres().await else { return };
+        let writes = Arc::new(GroupCommit::new(KeptConnections::new(db.clone())));
+        let grants = grants_with_tokens(&writes, &[enabled; 21]).await;
+        let named = |n: usize, new_key: &str| (new_key.to_owned(), rotation(&grants[n], &format!("old-{n}"), new_key));
+        let mut first = Vec::new();
+        for n in 0..16 {
+            first.push(named(n, &format!("new-{n}")));
+            if n % 4 == 0 {
+                first.push(named(n, &format!("rival-{n}")));
+            }
+        }
+        for (n, grant) in grants.iter().take(4).enumerate() {
+            let unknown = rotation(grant, &format!("unknown-{n}"), &format!("never-{n}"));
+            first.push((format!("never-{n}"), unknown));
+        }
+        let mut then: Vec<_> = (16..20).map(|n| named(n, &format!("new-{n}"))).collect();
+        then.push(named(20, "old-0"));
+
+        let mut won = HashSet::new();
+        for rotations in [first, then] {
+            let mut sent = tokio::task::JoinSet::new();
+            for (name, rotation) in rotations {
+                let writes = writes.clone();
+                sent.spawn(async move { (name, rotate_refresh(&writes, rotation).await) });
+            }
+            while let Some(joined) = sent.join_next().await {
+                let (name, outcome) = joined.unwrap();
+                match name.as_str() {
+                    "old-0" => assert!(outcome.is_err(), "a taken key fails its own write"),
+                    _ if outcome.unwrap() => assert!(won.insert(name)),
+                    _ => {}
+                }
+            }
+        }
+        for n in 0..20 {
+            let winners = [format!("new-{n}"), format!("rival-{n}")].into_iter().filter(|name| won.contains(name));
+            assert_eq!(winners.count(), 1, "token {n} is rotated exactly once");
+        }
+        assert_eq!(won.len(), 20, "nothing else was rotated: {won:?}");
+        assert_eq!(count(&db, "SELECT count(*) FROM refresh_tokens WHERE used_at IS NOT NULL").await, 20);
+        let successors = format!(
+            "SELECT count(*) FROM refresh_tokens new JOIN refresh_tokens old ON old.grant_id = new.grant_id \
+             WHERE new.token_hash IN ('{}') AND old.token_hash LIKE 'old-%' AND old.used_at = new.created_at",
+            won.iter().map(String::as_str).collect::<Vec<_>>().join("','")
+        );
+        assert_eq!(count(&db, &successors).await, 20, "each successor with its predecessor's grant");
+        assert_eq!(count(&db, "SELECT count(*) FROM refresh_tokens").await, 21 + 20);
+        db.close().await.unwrap();
+        schema.drop_schema().await;
+    }
+
+    /// The group's statement and the statement alone rotate alike, to the microsecond.
+    #[tokio::test]
+    async fn a_rotation_made_in_a_group_is_the_rotation_made_alone() {
+        let Some((schema, db, enabled, _)) = postgres().await else { return };
+        let kept = KeptConnections::new(db.clone());
+        let grants = grants_with_tokens(&GroupCommit::new(kept.clone()), &[enabled; 3]).await;
+        let rotations: Vec<_> = grants
+            .iter()
+            .enumerate()
+            .map(|(n, grant)| rotation(grant, &format!("old-{n}"), &format!("new-{n}")))
+            .collect();
+        let rows = serde_json::to_string(&rotations[..2]).unwrap();
+        let group = Statement::from_sql_and_values(DbBackend::Postgres, RefreshRotation::GROUP_SQL, [rows.into()]);
+        assert_eq!(kept.query_all_raw(group).await.unwrap().len(), 2);
+        assert_eq!(kept.execute_raw(rotations[2].alone().unwrap()).await.unwrap().rows_affected(), 1);
+        for (n, rotation) in rotations.into_iter().enumerate() {
+            let old = find_refresh(&db, &format!("old-{n}")).await.unwrap().unwrap();
+            assert_eq!(old.used_at, Some(truncated(rotation.now)));
+            let new = find_refresh(&db, &format!("new-{n}")).await.unwrap().unwrap();
+            let expected = refresh_token::Model {
+                token_hash: rotation.new.key,
+                grant_id: rotation.grant_id,
+                created_at: truncated(rotation.now),
+                expires_at: truncated(rotation.new.expires_at),
+                used_at: None,
+            };
+            assert_eq!(new, expected);
+        }
+        db.close().await.unwrap();
+        schema.drop_schema().await;
+    }
+
     /// The group's statement and the statement alone store the same row, to the microsecond.
     #[tokio::test]
     async fn a_grant_stored_in_a_group_is_the_grant_stored_alone() {
@@ -368,7 +576,6 @@ mod tests {
         assert_eq!(ordinals.len(), 2);
         let alone = GrantWrite { grant: grant(enabled, CLIENT), refresh: None };
         assert_eq!(kept.execute_raw(alone.alone().unwrap()).await.unwrap().rows_affected(), 1);
-        let truncated = |at: DateTime<Utc>| at.with_nanosecond(at.timestamp_subsec_micros() * 1_000).unwrap();
         for expected in [first, second, alone.grant] {
             let stored = find(&db, expected.id).await.unwrap().unwrap();
             let auth_time = truncated(expected.auth_time);

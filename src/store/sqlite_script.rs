@@ -27,7 +27,12 @@ use sea_orm::{
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{grants::GrantWrite, kept::KeptConnections, passkeys::PasskeyUse, pg_group::PgGroup};
+use super::{
+    grants::{GrantWrite, RefreshRotation},
+    kept::KeptConnections,
+    passkeys::PasskeyUse,
+    pg_group::PgGroup,
+};
 
 /// Transactions committed together at most. It bounds how many different scripts there are:
 /// a group's script depends only on how many transactions of each kind it has
@@ -39,8 +44,8 @@ use super::{grants::GrantWrite, kept::KeptConnections, passkeys::PasskeyUse, pg_
 const MAX_GROUP: usize = 8;
 
 /// The database for the request path's writes ([`KeptConnections`]): on SQLite with the queue
-/// of write transactions sent as scripts, on PostgreSQL with the queues of a login's two writes,
-/// made in groups ([`PgGroup`]).
+/// of write transactions sent as scripts, on PostgreSQL with the queues of a login's two writes
+/// and of refresh rotations, made in groups ([`PgGroup`]).
 pub struct GroupCommit {
     db: KeptConnections,
     queue: Option<mpsc::UnboundedSender<Transaction>>,
@@ -51,6 +56,7 @@ pub struct GroupCommit {
 struct PostgresGroups {
     grants: PgGroup<GrantWrite>,
     passkey_uses: PgGroup<PasskeyUse>,
+    refresh_rotations: PgGroup<RefreshRotation>,
 }
 
 /// A queued transaction and where its outcome goes: how many rows its statements returned.
@@ -69,8 +75,11 @@ impl GroupCommit {
             tokio::spawn(commit_queued(db.db().get_sqlite_connection_pool().clone(), receiver));
             sender
         });
-        let postgres = (backend == DbBackend::Postgres)
-            .then(|| PostgresGroups { grants: PgGroup::new(db.clone()), passkey_uses: PgGroup::new(db.clone()) });
+        let postgres = (backend == DbBackend::Postgres).then(|| PostgresGroups {
+            grants: PgGroup::new(db.clone()),
+            passkey_uses: PgGroup::new(db.clone()),
+            refresh_rotations: PgGroup::new(db.clone()),
+        });
         Self { db, queue, postgres }
     }
 
@@ -87,6 +96,11 @@ impl GroupCommit {
     /// On PostgreSQL, the queue of passkey uses to record in groups.
     pub fn passkey_uses(&self) -> Option<&PgGroup<PasskeyUse>> {
         self.postgres.as_ref().map(|groups| &groups.passkey_uses)
+    }
+
+    /// On PostgreSQL, the queue of refresh-token rotations to make in groups.
+    pub fn refresh_rotations(&self) -> Option<&PgGroup<RefreshRotation>> {
+        self.postgres.as_ref().map(|groups| &groups.refresh_rotations)
     }
 
     /// Runs `statements` as one SQLite transaction, with whatever other transactions are
