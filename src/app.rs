@@ -23,7 +23,7 @@ use crate::{
     },
     passkey::PasskeyService,
     session::SessionPolicy,
-    store::{self, kept::KeptConnections, sqlite_script::GroupCommit},
+    store::{self, group_commit::GroupCommit, kept::KeptConnections},
 };
 
 /// Everything a request may need; cheap to clone.

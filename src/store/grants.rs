@@ -18,7 +18,7 @@ use sea_orm::{
 
 use serde::{Serialize, Serializer, ser::SerializeStruct};
 
-use super::{pg_group::GroupWrite, sqlite_script::GroupCommit};
+use super::{group_commit::GroupCommit, pg_group::GroupWrite};
 
 /// The refresh token stored with a grant: its key ([`crate::oidc::tokens::refresh_token_key`]) and expiry.
 #[derive(Clone)]

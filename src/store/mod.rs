@@ -8,6 +8,7 @@ pub mod clients;
 pub mod consents;
 pub mod enrollment_links;
 pub mod grants;
+pub mod group_commit;
 pub mod kept;
 pub mod passkeys;
 pub mod pg_group;

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use serde::{Serialize, Serializer, ser::SerializeStruct};
 
-use super::{pg_group::GroupWrite, sqlite_script::GroupCommit};
+use super::{group_commit::GroupCommit, pg_group::GroupWrite};
 
 /// A verified credential ready to be stored.
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@
 //! single cost (docs/benchmarks.md). A transaction is sent as one script instead.
 //!
 //! Under load many requests have a transaction to commit at once, and SQLite commits one at a
-//! time. [`GroupCommit`] queues them and sends those waiting as one script, `BEGIN IMMEDIATE;
+//! time. [`SqliteScripts`] queues them and sends those waiting as one script, `BEGIN IMMEDIATE;
 //! …; COMMIT`: one commit and one round trip for the group, and a page that several of them
 //! change goes to the write-ahead log once, not once per transaction. A group is at most
 //! [`MAX_GROUP`] transactions in a fixed order, so the same few scripts recur and stay
@@ -17,7 +17,7 @@
 
 use futures_util::{StreamExt, stream::BoxStream};
 use sea_orm::{
-    ConnAcquireErr, DbBackend, DbErr, Statement,
+    ConnAcquireErr, DbErr, Statement,
     sea_query::Values,
     sqlx::{
         self, AssertSqlSafe, Either, Executor, SqlitePool,
@@ -26,13 +26,6 @@ use sea_orm::{
 };
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{mpsc, oneshot};
-
-use super::{
-    grants::{GrantWrite, RefreshRotation},
-    kept::KeptConnections,
-    passkeys::PasskeyUse,
-    pg_group::PgGroup,
-};
 
 /// Transactions committed together at most. It bounds how many different scripts there are:
 /// a group's script depends only on how many transactions of each kind it has
@@ -43,20 +36,9 @@ use super::{
 /// thirteenth run).
 const MAX_GROUP: usize = 8;
 
-/// The database for the request path's writes ([`KeptConnections`]): on SQLite with the queue
-/// of write transactions sent as scripts, on PostgreSQL with the queues of a login's two writes
-/// and of refresh rotations, made in groups ([`PgGroup`]).
-pub struct GroupCommit {
-    db: KeptConnections,
-    queue: Option<mpsc::UnboundedSender<Transaction>>,
-    postgres: Option<PostgresGroups>,
-}
-
-/// The queues of writes made in groups on PostgreSQL.
-struct PostgresGroups {
-    grants: PgGroup<GrantWrite>,
-    passkey_uses: PgGroup<PasskeyUse>,
-    refresh_rotations: PgGroup<RefreshRotation>,
+/// The queue of write transactions sent to SQLite as scripts, committed in groups.
+pub struct SqliteScripts {
+    queue: mpsc::UnboundedSender<Transaction>,
 }
 
 /// A queued transaction and where its outcome goes: how many rows its statements returned.
@@ -65,52 +47,20 @@ struct Transaction {
     done: oneshot::Sender<Result<usize, DbErr>>,
 }
 
-impl GroupCommit {
-    /// Wraps `db`; on SQLite starts the task that commits the queue, which ends when this is
-    /// dropped.
-    pub fn new(db: KeptConnections) -> Self {
-        let backend = db.db().get_database_backend();
-        let queue = (backend == DbBackend::Sqlite).then(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(commit_queued(db.db().get_sqlite_connection_pool().clone(), receiver));
-            sender
-        });
-        let postgres = (backend == DbBackend::Postgres).then(|| PostgresGroups {
-            grants: PgGroup::new(db.clone()),
-            passkey_uses: PgGroup::new(db.clone()),
-            refresh_rotations: PgGroup::new(db.clone()),
-        });
-        Self { db, queue, postgres }
-    }
-
-    /// The database, for everything else.
-    pub fn db(&self) -> &KeptConnections {
-        &self.db
-    }
-
-    /// On PostgreSQL, the queue of grants to store in groups.
-    pub fn grants(&self) -> Option<&PgGroup<GrantWrite>> {
-        self.postgres.as_ref().map(|groups| &groups.grants)
-    }
-
-    /// On PostgreSQL, the queue of passkey uses to record in groups.
-    pub fn passkey_uses(&self) -> Option<&PgGroup<PasskeyUse>> {
-        self.postgres.as_ref().map(|groups| &groups.passkey_uses)
-    }
-
-    /// On PostgreSQL, the queue of refresh-token rotations to make in groups.
-    pub fn refresh_rotations(&self) -> Option<&PgGroup<RefreshRotation>> {
-        self.postgres.as_ref().map(|groups| &groups.refresh_rotations)
+impl SqliteScripts {
+    /// Starts the task that commits the queue through `pool`; it ends when this is dropped.
+    pub fn new(pool: SqlitePool) -> Self {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(commit_queued(pool, receiver));
+        Self { queue }
     }
 
     /// Runs `statements` as one SQLite transaction, with whatever other transactions are
-    /// waiting; returns how many rows they returned (through `RETURNING`). On any other
-    /// database there is no script to run: use a statement of its own.
+    /// waiting; returns how many rows they returned (through `RETURNING`).
     pub async fn run(&self, statements: impl IntoIterator<Item = Statement>) -> Result<usize, DbErr> {
-        let queue = self.queue.as_ref().ok_or_else(|| DbErr::Custom("SQLite scripts need SQLite".into()))?;
         let (done, outcome) = oneshot::channel();
         let stopped = || DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed);
-        queue.send(Transaction { statements: statements.into_iter().collect(), done }).map_err(|_| stopped())?;
+        self.queue.send(Transaction { statements: statements.into_iter().collect(), done }).map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
     }
 }
@@ -224,15 +174,15 @@ async fn rows_per_statement(
 mod tests {
     use std::sync::Arc;
 
-    use sea_orm::{ConnectionTrait, DatabaseConnection};
+    use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 
     use super::*;
     use crate::store::TempDatabase;
 
-    async fn database() -> (TempDatabase, Arc<GroupCommit>) {
+    async fn database() -> (TempDatabase, Arc<SqliteScripts>) {
         let temp = TempDatabase::new().await;
         temp.db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").await.unwrap();
-        let writes = Arc::new(GroupCommit::new(KeptConnections::new(temp.db.clone())));
+        let writes = Arc::new(SqliteScripts::new(temp.db.get_sqlite_connection_pool().clone()));
         (temp, writes)
     }
 
@@ -273,7 +223,7 @@ mod tests {
     /// `n % 3` rows, with ids from `first_id`, and `failing`, if any, breaks NOT NULL in its
     /// second INSERT. Each must be told the rows its own statements returned, and the failing
     /// one must fail alone. Returns the ids that should now be stored.
-    async fn send_together(writes: &Arc<GroupCommit>, first_id: i64, failing: Option<i64>) -> Vec<i64> {
+    async fn send_together(writes: &Arc<SqliteScripts>, first_id: i64, failing: Option<i64>) -> Vec<i64> {
         let mut sent = tokio::task::JoinSet::new();
         for n in 0..40_i64 {
             let writes = writes.clone();
