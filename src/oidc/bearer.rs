@@ -14,11 +14,7 @@ use super::{
     clients::Client,
     tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims, Person, refresh_token_key},
 };
-use crate::{
-    app::AppState,
-    error::OAuthError,
-    store::{grants, users},
-};
+use crate::{app::AppState, error::OAuthError, store::grants};
 
 /// A verified access token and, for user tokens, its live grant.
 pub struct VerifiedAccessToken {
@@ -32,6 +28,16 @@ pub async fn verify_access_token(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<VerifiedAccessToken, OAuthError> {
+    let claims = verify_signed_claims(state, token, now)?;
+    let grant = match claims.grant_id {
+        None => None,
+        Some(id) => Some(live(grants::find(&state.hot_path, id).await?, now)?),
+    };
+    Ok(VerifiedAccessToken { claims, grant })
+}
+
+/// An access token's claims, if its signature, type, expiry and issuer are right.
+fn verify_signed_claims(state: &AppState, token: &str, now: DateTime<Utc>) -> Result<AccessTokenClaims, OAuthError> {
     let claims: AccessTokenClaims = state
         .signing_keys
         .verify(token, Some(ACCESS_TOKEN_TYP), now)
@@ -39,30 +45,29 @@ pub async fn verify_access_token(
     if claims.iss != state.issuer() {
         return Err(OAuthError::invalid_token("The access token was issued by someone else."));
     }
-    let grant = match claims.grant_id {
-        None => None,
-        Some(id) => Some(
-            grants::find(&state.hot_path, id)
-                .await?
-                .filter(|g| grants::is_live(g, now))
-                .ok_or_else(|| OAuthError::invalid_token("The access token was revoked."))?,
-        ),
-    };
-    Ok(VerifiedAccessToken { claims, grant })
+    Ok(claims)
 }
 
-/// The userinfo answer for a bearer token.
+/// The access token's grant, if it is still live.
+fn live(grant: Option<grant::Model>, now: DateTime<Utc>) -> Result<grant::Model, OAuthError> {
+    grant.filter(|g| grants::is_live(g, now)).ok_or_else(|| OAuthError::invalid_token("The access token was revoked."))
+}
+
+/// The userinfo answer for a bearer token. Its grant and the grant's person are read with one
+/// query.
 pub async fn userinfo(state: &AppState, token: &str, now: DateTime<Utc>) -> Result<Value, OAuthError> {
-    let verified = verify_access_token(state, token, now).await?;
-    let Some(grant) = verified.grant else {
+    let claims = verify_signed_claims(state, token, now)?;
+    let Some(grant_id) = claims.grant_id else {
         return Err(OAuthError::invalid_token("This access token does not belong to a person."));
     };
-    let scopes: BTreeSet<String> = verified.claims.scope.split(' ').map(str::to_owned).collect();
+    let (grant, user) = grants::find_with_user(&state.hot_path, grant_id).await?.unzip();
+    live(grant, now)?;
+    let scopes: BTreeSet<String> = claims.scope.split(' ').map(str::to_owned).collect();
     if !scopes.contains("openid") {
         return Err(OAuthError::insufficient_scope("openid"));
     }
-    let user = users::find_by_id(&state.hot_path, grant.user_id)
-        .await?
+    let user = user
+        .flatten()
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_token("The account is disabled or deleted."))?;
     let claims: UserInfoClaims<EmptyAdditionalClaims, CoreGenderClaim> =

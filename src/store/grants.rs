@@ -199,6 +199,14 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<grant::M
     super::unique(grant::Entity::find_by_id(id).into_model(), db).await
 }
 
+/// A grant by id with its user (`None` when the account is gone), in one query.
+pub async fn find_with_user(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<(grant::Model, Option<user::Model>)>, DbErr> {
+    super::unique(grant::Entity::find_by_id(id).find_also_related(user::Entity).into_model(), db).await
+}
+
 /// A refresh token by key.
 pub async fn find_refresh(db: &impl ConnectionTrait, key: &str) -> Result<Option<refresh_token::Model>, DbErr> {
     super::unique(refresh_token::Entity::find_by_id(key.to_owned()).into_model(), db).await
@@ -451,9 +459,10 @@ mod tests {
         RefreshRotation { grant_id: grant.id, old_key: old_key.to_owned(), new, now: Utc::now() }
     }
 
-    /// A token is read with its grant and its user, disabled or not, in one query.
+    /// A token is read with its grant and its user, and a grant with its user, disabled or
+    /// not, in one query each.
     #[tokio::test]
-    async fn a_refresh_token_is_read_with_its_grant_and_user() {
+    async fn refresh_tokens_and_grants_are_read_with_their_user() {
         let Some((schema, db, enabled, _)) = postgres().await else { return };
         let writes = GroupCommit::new(KeptConnections::new(db.clone()));
         let stored = grants_with_tokens(&writes, &[enabled]).await.remove(0);
@@ -466,8 +475,11 @@ mod tests {
             assert_eq!(found.grant.id, stored.id);
             let user = found.user.unwrap();
             assert_eq!((user.id, user.disabled), (enabled, disabled));
+            let (grant, user) = find_with_user(&db, stored.id).await.unwrap().unwrap();
+            assert_eq!((grant.id, user.map(|user| (user.id, user.disabled))), (stored.id, Some((enabled, disabled))));
         }
         assert!(find_refresh_to_rotate(&db, "no-such-key").await.unwrap().is_none());
+        assert!(find_with_user(&db, Uuid::now_v7()).await.unwrap().is_none());
         db.close().await.unwrap();
         schema.drop_schema().await;
     }
