@@ -361,11 +361,11 @@ pub fn is_live(grant: &grant::Model, now: DateTime<Utc>) -> bool {
 mod tests {
     use std::{collections::HashSet, sync::Arc};
 
-    use chrono::{TimeDelta, Timelike};
+    use chrono::TimeDelta;
     use sea_orm::{DatabaseConnection, DbBackend, Statement};
 
     use super::*;
-    use crate::store::{TempSchema, kept::KeptConnections};
+    use crate::store::{TempSchema, as_postgres_keeps, kept::KeptConnections, pg_count};
 
     const CLIENT: &str = "app";
 
@@ -399,16 +399,6 @@ mod tests {
         }
     }
 
-    /// An instant as PostgreSQL keeps it.
-    fn truncated(at: DateTime<Utc>) -> DateTime<Utc> {
-        at.with_nanosecond(at.timestamp_subsec_micros() * 1_000).unwrap()
-    }
-
-    async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-        let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.unwrap().unwrap();
-        row.try_get_by_index(0).unwrap()
-    }
-
     /// Sixty grants stored at once go to PostgreSQL in groups: every third for the disabled user
     /// (not stored), every other with a refresh token, and one for a client that does not
     /// exist, which fails its group's statement. Each request must be told its own outcome, the
@@ -433,11 +423,11 @@ mod tests {
             }
         }
         let stored = (0..60).filter(|n| n % 3 != 0 && *n != 31);
-        assert_eq!(count(&db, "SELECT count(*) FROM grants").await, stored.clone().count() as i64);
+        assert_eq!(pg_count(&db, "SELECT count(*) FROM grants").await, stored.clone().count() as i64);
         let tokens = stored.filter(|n| n % 2 == 0).count() as i64;
         let sql = "SELECT count(*) FROM refresh_tokens JOIN grants ON grants.id = grant_id \
                    WHERE refresh_tokens.created_at = grants.created_at AND token_hash LIKE 'key-%'";
-        assert_eq!(count(&db, sql).await, tokens, "each token with its own grant");
+        assert_eq!(pg_count(&db, sql).await, tokens, "each token with its own grant");
         db.close().await.unwrap();
         schema.drop_schema().await;
     }
@@ -530,14 +520,14 @@ mod tests {
             assert_eq!(winners.count(), 1, "token {n} is rotated exactly once");
         }
         assert_eq!(won.len(), 20, "nothing else was rotated: {won:?}");
-        assert_eq!(count(&db, "SELECT count(*) FROM refresh_tokens WHERE used_at IS NOT NULL").await, 20);
+        assert_eq!(pg_count(&db, "SELECT count(*) FROM refresh_tokens WHERE used_at IS NOT NULL").await, 20);
         let successors = format!(
             "SELECT count(*) FROM refresh_tokens new JOIN refresh_tokens old ON old.grant_id = new.grant_id \
              WHERE new.token_hash IN ('{}') AND old.token_hash LIKE 'old-%' AND old.used_at = new.created_at",
             won.iter().map(String::as_str).collect::<Vec<_>>().join("','")
         );
-        assert_eq!(count(&db, &successors).await, 20, "each successor with its predecessor's grant");
-        assert_eq!(count(&db, "SELECT count(*) FROM refresh_tokens").await, 21 + 20);
+        assert_eq!(pg_count(&db, &successors).await, 20, "each successor with its predecessor's grant");
+        assert_eq!(pg_count(&db, "SELECT count(*) FROM refresh_tokens").await, 21 + 20);
         db.close().await.unwrap();
         schema.drop_schema().await;
     }
@@ -559,13 +549,13 @@ mod tests {
         assert_eq!(kept.execute_raw(rotations[2].alone().unwrap()).await.unwrap().rows_affected(), 1);
         for (n, rotation) in rotations.into_iter().enumerate() {
             let old = find_refresh(&db, &format!("old-{n}")).await.unwrap().unwrap();
-            assert_eq!(old.used_at, Some(truncated(rotation.now)));
+            assert_eq!(old.used_at, Some(as_postgres_keeps(rotation.now)));
             let new = find_refresh(&db, &format!("new-{n}")).await.unwrap().unwrap();
             let expected = refresh_token::Model {
                 token_hash: rotation.new.key,
                 grant_id: rotation.grant_id,
-                created_at: truncated(rotation.now),
-                expires_at: truncated(rotation.new.expires_at),
+                created_at: as_postgres_keeps(rotation.now),
+                expires_at: as_postgres_keeps(rotation.new.expires_at),
                 used_at: None,
             };
             assert_eq!(new, expected);
@@ -590,13 +580,13 @@ mod tests {
         assert_eq!(kept.execute_raw(alone.alone().unwrap()).await.unwrap().rows_affected(), 1);
         for expected in [first, second, alone.grant] {
             let stored = find(&db, expected.id).await.unwrap().unwrap();
-            let auth_time = truncated(expected.auth_time);
+            let auth_time = as_postgres_keeps(expected.auth_time);
             assert_eq!(
                 stored,
                 grant::Model {
                     auth_time,
                     created_at: auth_time,
-                    expires_at: truncated(expected.expires_at),
+                    expires_at: as_postgres_keeps(expected.expires_at),
                     ..expected
                 }
             );

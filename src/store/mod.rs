@@ -209,6 +209,20 @@ impl Drop for TempDatabase {
     }
 }
 
+/// An instant as PostgreSQL keeps it (cut to the microsecond), for tests that compare stored rows.
+#[cfg(test)]
+pub(crate) fn as_postgres_keeps(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::Timelike;
+    at.with_nanosecond(at.timestamp_subsec_micros() * 1_000).unwrap()
+}
+
+/// What a PostgreSQL `SELECT count(*) …` answers, for tests.
+#[cfg(test)]
+pub(crate) async fn pg_count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db.query_one_raw(sea_orm::Statement::from_string(DbBackend::Postgres, sql)).await.unwrap().unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
 /// A fresh PostgreSQL schema at `LATCHKEY_TEST_DATABASE_URL`, for tests; `None`, with a
 /// notice, when that is not set.
 #[cfg(test)]

@@ -222,11 +222,10 @@ pub async fn delete(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> Resul
 mod tests {
     use std::sync::Arc;
 
-    use chrono::Timelike;
     use sea_orm::{DatabaseConnection, DbBackend, Statement};
 
     use super::*;
-    use crate::store::{TempSchema, kept::KeptConnections};
+    use crate::store::{TempSchema, as_postgres_keeps, kept::KeptConnections, pg_count};
 
     /// A passkey of `user_id` whose stored credential is `json`; its id.
     async fn passkey(db: &DatabaseConnection, user_id: Uuid, json: &str) -> Uuid {
@@ -260,11 +259,6 @@ mod tests {
 
     async fn stored(db: &DatabaseConnection, id: Uuid) -> passkey::Model {
         passkey::Entity::find_by_id(id).one(db).await.unwrap().unwrap()
-    }
-
-    async fn events(db: &DatabaseConnection) -> i64 {
-        let sql = Statement::from_string(DbBackend::Postgres, "SELECT count(*) FROM audit_events");
-        db.query_one_raw(sql).await.unwrap().unwrap().try_get_by_index(0).unwrap()
     }
 
     /// Forty sign-ins recorded at once go to PostgreSQL in groups: every fourth by the disabled
@@ -306,7 +300,7 @@ mod tests {
             recorded_count += i64::from(recorded);
         }
         assert_eq!(stored(&db, twice).await.passkey_json, "first", "the second read a counter already moved");
-        assert_eq!(events(&db).await, recorded_count);
+        assert_eq!(pg_count(&db, "SELECT count(*) FROM audit_events").await, recorded_count);
         db.close().await.unwrap();
         schema.drop_schema().await;
     }
@@ -333,7 +327,7 @@ mod tests {
             (stored(&db, first).await, stored(&db, second).await, stored(&db, third).await);
         assert_eq!((in_group.passkey_json.as_str(), unchanged.passkey_json.as_str()), ("new", "read"));
         for (row, use_) in [(in_group, &uses[0]), (by_itself, &alone)] {
-            let at = use_.now.with_nanosecond(use_.now.timestamp_subsec_micros() * 1_000).unwrap();
+            let at = as_postgres_keeps(use_.now);
             assert_eq!((row.passkey_json.as_str(), row.backup_state, row.last_used_at), ("new", true, Some(at)));
             let event = audit_event::Entity::find_by_id(use_.event.id).one(&db).await.unwrap().unwrap();
             assert_eq!(event, audit_event::Model { at, ..use_.event.clone() });
