@@ -14,7 +14,11 @@ use super::{
     clients::Client,
     tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims, Person, refresh_token_key},
 };
-use crate::{app::AppState, error::OAuthError, store::grants};
+use crate::{
+    app::AppState,
+    error::OAuthError,
+    store::grants::{self, RefreshWithGrant},
+};
 
 /// A verified access token and, for user tokens, its live grant.
 pub struct VerifiedAccessToken {
@@ -94,12 +98,8 @@ pub async fn introspect(
             "jti": claims.jti, "sid": claims.sid, "acr": claims.acr, "auth_time": claims.auth_time,
         }));
     }
-    let Some(refresh) = grants::find_refresh(&state.db, &refresh_token_key(token)).await? else {
-        return Ok(inactive);
-    };
-    let grant = grants::find(&state.db, refresh.grant_id).await?;
-    match grant {
-        Some(grant)
+    match grants::find_refresh(&state.hot_path, &refresh_token_key(token)).await? {
+        Some(RefreshWithGrant { token: refresh, grant, .. })
             if grant.client_id == client.client_id
                 && refresh.used_at.is_none()
                 && refresh.expires_at > now
@@ -118,17 +118,18 @@ pub async fn introspect(
 /// RFC 7009: revokes the grant behind `token` when it belongs to `client`. Unknown tokens and
 /// other clients' tokens are ignored (the answer is 200 either way, §2.2).
 pub async fn revoke(state: &AppState, client: &Client, token: &str, now: DateTime<Utc>) -> Result<(), OAuthError> {
-    let grant_id = match grants::find_refresh(&state.db, &refresh_token_key(token)).await? {
-        Some(refresh) => Some(refresh.grant_id),
+    let grant = match grants::find_refresh(&state.hot_path, &refresh_token_key(token)).await? {
+        Some(refresh) => Some(refresh.grant),
         None => match state.signing_keys.verify::<AccessTokenClaims>(token, Some(ACCESS_TOKEN_TYP), now) {
-            Ok(claims) if claims.client_id == client.client_id => claims.grant_id,
+            Ok(claims) if claims.client_id == client.client_id => match claims.grant_id {
+                Some(id) => grants::find(&state.hot_path, id).await?,
+                None => None,
+            },
             _ => None,
         },
     };
-    if let Some(grant) = match grant_id {
-        Some(id) => grants::find(&state.db, id).await?,
-        None => None,
-    } && grant.client_id == client.client_id
+    if let Some(grant) = grant
+        && grant.client_id == client.client_id
     {
         grants::revoke(&state.db, grant.id, now).await?;
         tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "grant revoked by the client");

@@ -26,7 +26,7 @@ use crate::{
     audit::{self, Event},
     error::OAuthError,
     store::{
-        grants::{self, NewRefreshToken, RefreshRotation, RefreshToRotate},
+        grants::{self, NewRefreshToken, RefreshRotation, RefreshWithGrant},
         users,
     },
 };
@@ -295,8 +295,7 @@ async fn refresh(
 ) -> Result<TokenResponse, OAuthError> {
     let presented = form.require("refresh_token")?;
     let key = refresh_token_key(presented);
-    let Some(RefreshToRotate { token, grant, user }) = grants::find_refresh_to_rotate(&state.hot_path, &key).await?
-    else {
+    let Some(RefreshWithGrant { token, grant, user }) = grants::find_refresh(&state.hot_path, &key).await? else {
         return Err(invalid_grant("The refresh token is invalid."));
     };
     if grant.client_id != client.client_id {

@@ -207,29 +207,25 @@ pub async fn find_with_user(
     super::unique(grant::Entity::find_by_id(id).find_also_related(user::Entity).into_model(), db).await
 }
 
-/// A refresh token by key.
-pub async fn find_refresh(db: &impl ConnectionTrait, key: &str) -> Result<Option<refresh_token::Model>, DbErr> {
-    super::unique(refresh_token::Entity::find_by_id(key.to_owned()).into_model(), db).await
-}
-
-/// A refresh token presented for rotation, with what the refresh needs to know besides.
-pub struct RefreshToRotate {
+/// A refresh token with its grant and the grant's person.
+pub struct RefreshWithGrant {
     pub token: refresh_token::Model,
     pub grant: grant::Model,
     /// `None` when the account is gone.
     pub user: Option<user::Model>,
 }
 
-/// A refresh token by key, with its grant and the grant's user, in one query: a refresh reads
-/// all three, and on PostgreSQL every statement is a round trip.
-pub async fn find_refresh_to_rotate(db: &impl ConnectionTrait, key: &str) -> Result<Option<RefreshToRotate>, DbErr> {
+/// A refresh token by key, with its grant and the grant's user, in one query: a refresh needs
+/// all three, introspection and revocation the first two, and on PostgreSQL every statement is
+/// a round trip.
+pub async fn find_refresh(db: &impl ConnectionTrait, key: &str) -> Result<Option<RefreshWithGrant>, DbErr> {
     let query = refresh_token::Entity::find_by_id(key.to_owned())
         .find_also_related(grant::Entity)
         .and_also_related(user::Entity)
         .into_model();
     let found = super::unique(query, db).await?;
     // The foreign key guarantees a grant; a token without one is treated as absent.
-    Ok(found.and_then(|(token, grant, user)| Some(RefreshToRotate { token, grant: grant?, user })))
+    Ok(found.and_then(|(token, grant, user)| Some(RefreshWithGrant { token, grant: grant?, user })))
 }
 
 /// Marks `old_key` used and stores its successor, atomically. `false` when the old token was
@@ -460,7 +456,7 @@ mod tests {
             db.execute_unprepared(&format!("UPDATE users SET disabled = {disabled} WHERE id = '{enabled}'"))
                 .await
                 .unwrap();
-            let found = find_refresh_to_rotate(&db, "old-0").await.unwrap().unwrap();
+            let found = find_refresh(&db, "old-0").await.unwrap().unwrap();
             assert_eq!((found.token.grant_id, found.token.used_at), (stored.id, None));
             assert_eq!(found.grant.id, stored.id);
             let user = found.user.unwrap();
@@ -468,7 +464,7 @@ mod tests {
             let (grant, user) = find_with_user(&db, stored.id).await.unwrap().unwrap();
             assert_eq!((grant.id, user.map(|user| (user.id, user.disabled))), (stored.id, Some((enabled, disabled))));
         }
-        assert!(find_refresh_to_rotate(&db, "no-such-key").await.unwrap().is_none());
+        assert!(find_refresh(&db, "no-such-key").await.unwrap().is_none());
         assert!(find_with_user(&db, Uuid::now_v7()).await.unwrap().is_none());
         db.close().await.unwrap();
         schema.drop_schema().await;
@@ -548,9 +544,9 @@ mod tests {
         assert_eq!(kept.query_all_raw(group).await.unwrap().len(), 2);
         assert_eq!(kept.execute_raw(rotations[2].alone().unwrap()).await.unwrap().rows_affected(), 1);
         for (n, rotation) in rotations.into_iter().enumerate() {
-            let old = find_refresh(&db, &format!("old-{n}")).await.unwrap().unwrap();
+            let old = find_refresh(&db, &format!("old-{n}")).await.unwrap().unwrap().token;
             assert_eq!(old.used_at, Some(as_postgres_keeps(rotation.now)));
-            let new = find_refresh(&db, &format!("new-{n}")).await.unwrap().unwrap();
+            let new = find_refresh(&db, &format!("new-{n}")).await.unwrap().unwrap().token;
             let expected = refresh_token::Model {
                 token_hash: rotation.new.key,
                 grant_id: rotation.grant_id,

@@ -22,6 +22,7 @@ use crate::{
 on_both_backends!(codes_carry_the_released_claims_but_not_past_a_disabled_account);
 on_both_backends!(refresh_tokens_are_time_ordered_and_those_of_earlier_versions_still_work);
 on_both_backends!(the_browser_carries_a_pending_request_unless_it_is_too_long_for_a_cookie);
+on_both_backends!(client_credentials_introspection_and_revocation);
 
 async fn person(app: &TestApp, auth: &mut SoftAuthenticator) -> (Browser, String) {
     let browser = app.browser();
@@ -243,75 +244,69 @@ async fn form_post_and_every_signing_algorithm() {
     assert!(page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("form-action http://localhost:9"));
 }
 
-#[tokio::test]
-async fn client_credentials_introspection_and_revocation() {
-    let app = TestApp::spawn(Backend::Embedded).await;
+/// Introspection and revocation answer only the client a token was issued to; revoking either
+/// token of a grant ends the grant.
+async fn client_credentials_introspection_and_revocation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let spec = ClientSpec {
         grant_types: Some(vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()]),
         ..first_party()
     };
     let (client_id, secret) = register(&app, spec).await;
-    let secret = secret.unwrap();
+    let owner = (client_id.clone(), secret.unwrap());
     let (other_id, other_secret) = register(&app, first_party()).await;
+    let other = (other_id, other_secret.unwrap());
     let (machine, _, _) =
-        token_request(&app, &client_id, &secret, &[("grant_type", "client_credentials"), ("scope", "profile")]).await;
+        token_request(&app, &owner.0, &owner.1, &[("grant_type", "client_credentials"), ("scope", "profile")]).await;
     assert_eq!(machine, StatusCode::OK);
 
     let (browser, _) = person(&app, &mut SoftAuthenticator::default()).await;
-    let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let (_, tokens, _) = redeem_code(&app, &client_id, &secret, &code, &verifier).await;
-    let access = tokens["access_token"].as_str().unwrap();
-    let refresh = tokens["refresh_token"].as_str().unwrap();
-    let introspect = |id: String, secret: String, token: String| {
-        let base = app.base.clone();
+    let grant_tokens = || async {
+        let (code, verifier) = authorize(&browser, &app, &owner.0, "").await;
+        let (_, tokens, _) = redeem_code(&app, &owner.0, &owner.1, &code, &verifier).await;
+        let token = |name: &str| tokens[name].as_str().unwrap().to_owned();
+        (token("access_token"), token("refresh_token"), token("id_token"))
+    };
+    let (access, refresh, id_token) = grant_tokens().await;
+    let introspect = |(id, secret): &(String, String), token: &str| {
+        let request = reqwest::Client::new()
+            .post(format!("{}/introspect", app.base))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)]);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let revoke = |(id, secret): &(String, String), token: &str| {
+        let request = reqwest::Client::new()
+            .post(format!("{}/revoke", app.base))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)]);
         async move {
-            reqwest::Client::new()
-                .post(format!("{base}/introspect"))
-                .basic_auth(id, Some(secret))
-                .form(&[("token", token)])
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::OK, "RFC 7009 §2.2: 200 whatever the token");
         }
     };
-    let active = introspect(client_id.clone(), secret.clone(), access.into()).await;
+    let active = introspect(&owner, &access).await;
     assert_eq!(active["active"], true);
-    assert_eq!(active["client_id"], client_id.as_str());
-    assert_eq!(introspect(client_id.clone(), secret.clone(), refresh.into()).await["token_type"], "refresh_token");
-    assert_eq!(
-        introspect(other_id.clone(), other_secret.clone().unwrap(), access.into()).await["active"],
-        false,
-        "another client learns nothing"
-    );
-    let id_token = tokens["id_token"].as_str().unwrap();
+    assert_eq!(active["client_id"], owner.0.as_str());
+    let active = introspect(&owner, &refresh).await;
+    assert_eq!((&active["active"], &active["token_type"]), (&Value::Bool(true), &Value::from("refresh_token")));
+    assert_eq!(introspect(&other, &access).await["active"], false, "another client learns nothing");
+    assert_eq!(introspect(&other, &refresh).await["active"], false, "nor of the refresh token");
     let userinfo =
         reqwest::Client::new().get(format!("{}/userinfo", app.base)).bearer_auth(id_token).send().await.unwrap();
     assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED, "an ID token is not an access token");
 
-    let revoked = reqwest::Client::new()
-        .post(format!("{}/revoke", app.base))
-        .basic_auth(&client_id, Some(&secret))
-        .form(&[("token", refresh)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
-    assert_eq!(
-        introspect(client_id.clone(), secret.clone(), access.into()).await["active"],
-        false,
-        "revoking the refresh token ends its grant"
-    );
-    let unknown = reqwest::Client::new()
-        .post(format!("{}/revoke", app.base))
-        .basic_auth(&client_id, Some(&secret))
-        .form(&[("token", "nothing")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), StatusCode::OK, "RFC 7009 §2.2");
+    revoke(&other, &refresh).await;
+    revoke(&other, &access).await;
+    assert_eq!(introspect(&owner, &access).await["active"], true, "another client cannot revoke the grant");
+    revoke(&owner, &refresh).await;
+    assert_eq!(introspect(&owner, &access).await["active"], false, "revoking the refresh token ends its grant");
+    assert_eq!(introspect(&owner, &refresh).await["active"], false);
+
+    let (access, refresh, _) = grant_tokens().await;
+    revoke(&owner, &access).await;
+    assert_eq!(introspect(&owner, &refresh).await["active"], false, "revoking the access token ends its grant");
+    revoke(&owner, "nothing").await;
 }
 
 #[tokio::test]
