@@ -73,6 +73,26 @@ pin() { # pin CORE: the command prefix that pins to CORE (none on a one-core mac
       /nistp256/ { p256 = sprintf("P-256 sign %.1f µs, verify %.1f µs", 1e6 / $(NF - 1), 1e6 / $NF) }
       END { if (p256 && rsa) print "openssl speed on the server core: " p256 "; " rsa }'
   fi
+  # How much slower the same computation runs when the core does something else between two
+  # runs of it, as it does between requests at partial load: on some machines a third or more,
+  # which is why a flow costs more CPU at 50-70 % of the full rate (docs/benchmarks.md).
+  # shellcheck disable=SC2046 # the prefix is meant to split
+  $(pin "$server_cpu") python3 - <<'PY'
+import hashlib, os, time
+data = os.urandom(16384)
+def median_op_us(pause_s):
+    times = []
+    for _ in range(3000):
+        start = time.perf_counter_ns()
+        hashlib.sha256(data).digest()
+        times.append(time.perf_counter_ns() - start)
+        if pause_s:
+            time.sleep(pause_s)
+    return sorted(times)[len(times) // 2] / 1000
+hot, paused = median_op_us(0), median_op_us(0.0003)
+print(f"SHA-256 of 16 KiB on the server core: {hot:.1f} µs back to back, {paused:.1f} µs after a 300 µs sleep (+{paused / hot - 1:.0%})")
+PY
+
 } >"$out/machine.txt"
 
 # Every login leaves a session, and a full run opens a few hundred thousand (more on a faster
