@@ -121,10 +121,9 @@ pub async fn revoke(state: &AppState, client: &Client, token: &str, now: DateTim
     let grant = match grants::find_refresh(&state.hot_path, &refresh_token_key(token)).await? {
         Some(refresh) => Some(refresh.grant),
         None => match state.signing_keys.verify::<AccessTokenClaims>(token, Some(ACCESS_TOKEN_TYP), now) {
-            Ok(claims) if claims.client_id == client.client_id => match claims.grant_id {
-                Some(id) => grants::find(&state.hot_path, id).await?,
-                None => None,
-            },
+            Ok(AccessTokenClaims { client_id, grant_id: Some(id), .. }) if client_id == client.client_id => {
+                grants::find(&state.hot_path, id).await?
+            }
             _ => None,
         },
     };
