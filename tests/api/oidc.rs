@@ -217,8 +217,21 @@ pub async fn token_request(
     secret: &str,
     form: &[(&str, &str)],
 ) -> (StatusCode, Value, header::HeaderMap) {
+    client_post(app, "/token", client_id, secret, form).await
+}
+
+/// A form POST to one of the client-authenticated endpoints (`/token`, `/introspect`,
+/// `/revoke`) with `client_secret_basic`: the status, the JSON body (`Null` when there is none)
+/// and the headers.
+pub async fn client_post(
+    app: &TestApp,
+    path: &str,
+    client_id: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value, header::HeaderMap) {
     let response =
-        http().post(format!("{}/token", app.base)).basic_auth(client_id, Some(secret)).form(form).send().await.unwrap();
+        http().post(format!("{}{path}", app.base)).basic_auth(client_id, Some(secret)).form(form).send().await.unwrap();
     let (status, headers) = (response.status(), response.headers().clone());
     (status, response.json().await.unwrap_or(Value::Null), headers)
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::{
     authenticator::SoftAuthenticator,
     helpers::{Backend, Browser, TestApp, unique_name},
-    oidc::{REDIRECT_URI, authorize, first_party, redeem_code, register, token_request, urlencode},
+    oidc::{REDIRECT_URI, authorize, client_post, first_party, redeem_code, register, token_request, urlencode},
     on_both_backends,
 };
 
@@ -268,22 +268,12 @@ async fn client_credentials_introspection_and_revocation(backend: Backend) {
         (token("access_token"), token("refresh_token"), token("id_token"))
     };
     let (access, refresh, id_token) = grant_tokens().await;
-    let introspect = |(id, secret): &(String, String), token: &str| {
-        let request = reqwest::Client::new()
-            .post(format!("{}/introspect", app.base))
-            .basic_auth(id, Some(secret))
-            .form(&[("token", token)]);
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    let introspect = async |(id, secret): &(String, String), token: &str| {
+        client_post(&app, "/introspect", id, secret, &[("token", token)]).await.1
     };
-    let revoke = |(id, secret): &(String, String), token: &str| {
-        let request = reqwest::Client::new()
-            .post(format!("{}/revoke", app.base))
-            .basic_auth(id, Some(secret))
-            .form(&[("token", token)]);
-        async move {
-            let answer = request.send().await.unwrap();
-            assert_eq!(answer.status(), StatusCode::OK, "RFC 7009 §2.2: 200 whatever the token");
-        }
+    let revoke = async |(id, secret): &(String, String), token: &str| {
+        let (status, _, _) = client_post(&app, "/revoke", id, secret, &[("token", token)]).await;
+        assert_eq!(status, StatusCode::OK, "RFC 7009 §2.2: 200 whatever the token");
     };
     let active = introspect(&owner, &access).await;
     assert_eq!(active["active"], true);
