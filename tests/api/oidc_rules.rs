@@ -105,67 +105,42 @@ async fn token_endpoint_rules() {
     browser.sign_up(&mut SoftAuthenticator::default(), &name, &format!("{name}@example.com"), "T").await;
 
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let exchange = |code: String, verifier: Option<String>, redirect: &'static str| {
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", code),
-            ("redirect_uri", redirect.to_owned()),
-        ];
-        if let Some(v) = verifier {
-            form.push(("code_verifier", v));
-        }
+    // A code exchange's form; `send` lends it to `token_request` and keeps the challenge header.
+    let exchange = |code: &str, verifier: Option<&str>, redirect: &str| {
+        let mut form = vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned())];
+        form.push(("redirect_uri", redirect.to_owned()));
+        form.extend(verifier.map(|v| ("code_verifier", v.to_owned())));
         form
     };
-    let as_refs = |form: &[(&'static str, String)]| form.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
-    let send = |id: String, secret: String, form: Vec<(&'static str, String)>| {
-        let app_base = app.base.clone();
-        async move {
-            let response = reqwest::Client::new()
-                .post(format!("{app_base}/token"))
-                .basic_auth(id, Some(secret))
-                .form(&form)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status();
-            let challenge = response.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
-            (status, response.json::<Value>().await.unwrap(), challenge)
-        }
+    let send = async |id: &str, secret: &str, form: Vec<(&'static str, String)>| {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, body, headers) = token_request(&app, id, secret, &form).await;
+        let challenge = headers.get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
+        (status, body, challenge)
     };
 
-    let (status, body, challenge) =
-        send(client_id.clone(), "wrong".into(), as_refs(&exchange(code.clone(), Some(verifier.clone()), REDIRECT_URI)))
-            .await;
+    let (status, body, challenge) = send(&client_id, "wrong", exchange(&code, Some(&verifier), REDIRECT_URI)).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
     assert!(challenge.unwrap().starts_with("Basic"), "invalid_client with Basic carries WWW-Authenticate");
 
-    let (_, body, _) = send(
-        other_id.clone(),
-        other_secret.clone().unwrap(),
-        as_refs(&exchange(code.clone(), Some(verifier.clone()), REDIRECT_URI)),
-    )
-    .await;
+    let (_, body, _) =
+        send(&other_id, other_secret.as_deref().unwrap(), exchange(&code, Some(&verifier), REDIRECT_URI)).await;
     assert_eq!(body["error"], "invalid_grant", "a code redeemed by another client");
 
-    let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let (_, body, _) =
-        send(client_id.clone(), secret.clone(), as_refs(&exchange(code.clone(), None, REDIRECT_URI))).await;
+    let (code, _) = authorize(&browser, &app, &client_id, "").await;
+    let (_, body, _) = send(&client_id, &secret, exchange(&code, None, REDIRECT_URI)).await;
     assert_eq!(body["error"], "invalid_grant", "PKCE verifier missing");
-    let _ = verifier;
 
     let (code, _) = authorize(&browser, &app, &client_id, "").await;
-    let wrong = "wrong-verifier-wrong-verifier-wrong-verifier-wrong".to_owned();
-    let (_, body, _) =
-        send(client_id.clone(), secret.clone(), as_refs(&exchange(code, Some(wrong), REDIRECT_URI))).await;
+    let wrong = "wrong-verifier-wrong-verifier-wrong-verifier-wrong";
+    let (_, body, _) = send(&client_id, &secret, exchange(&code, Some(wrong), REDIRECT_URI)).await;
     assert_eq!(body["error"], "invalid_grant", "PKCE verifier wrong");
 
     let (code, verifier) = authorize(&browser, &app, &client_id, "").await;
-    let (_, body, _) =
-        send(client_id.clone(), secret.clone(), as_refs(&exchange(code, Some(verifier), "http://localhost:9/other")))
-            .await;
+    let (_, body, _) = send(&client_id, &secret, exchange(&code, Some(&verifier), "http://localhost:9/other")).await;
     assert_eq!(body["error"], "invalid_grant", "another redirect URI");
 
-    let (status, body, _) = send(client_id.clone(), secret.clone(), vec![("grant_type", "password".into())]).await;
+    let (status, body, _) = send(&client_id, &secret, vec![("grant_type", "password".into())]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
 
     let both = reqwest::Client::new()
