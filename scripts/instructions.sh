@@ -5,14 +5,21 @@
 # counts the user-space instructions the server executes over a known number of sign-ins, and
 # prints instructions per login + exchange and the functions that cost most. With
 # `--scenario discovery` it counts per discovery or JWKS request instead (the cost of the
-# HTTP stack and middleware every request pays).
+# HTTP stack and middleware every request pays). Besides the costliest functions it prints the
+# instructions by component (the P-256 check, SQLite, HTTP, JSON, cookies, the allocator, …).
+#
+# With `--syscalls` it counts system calls instead, under `strace -c -f` attached for the
+# counted window (both of the server's threads: tokio's and SQLite's): the kernel's share of a
+# login (a fifth to a quarter of the server's CPU) that instructions leave out. strace slows
+# the server down, so fewer requests share a wake-up or a group commit than at full speed; like
+# the instructions, the count is for comparing builds, not a figure of the server at speed.
 #
 # Throughput on a shared two-core VM varies by 10 % between identical runs; this figure varies
 # by well under 1 %, whatever else the machine does. It leaves out what the kernel does and
 # time spent waiting (system calls, task switches, I/O), and it weighs every instruction the
 # same, so check a change that moves those with scripts/bench.sh.
 #
-#   scripts/instructions.sh [--duration 60s] [--scenario login|discovery] [-- latchkey-bench options, e.g. --alg RS256]
+#   scripts/instructions.sh [--duration 60s] [--scenario login|discovery] [--syscalls] [-- latchkey-bench options, e.g. --alg RS256]
 #
 # Environment:
 #   LATCHKEY_BENCH_DATABASE_URL, LATCHKEY_BENCH_REDIS_URL   both set: count on PostgreSQL (a
@@ -25,16 +32,18 @@ cd "$(dirname "$0")/.."
 
 duration=60s
 scenario=login
+tool=valgrind
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --scenario) scenario=$2; shift 2 ;;
+    --syscalls) tool=strace; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-get install -y valgrind)" >&2; exit 2; }
+command -v "$tool" >/dev/null || { echo "instructions.sh: needs $tool (apt-get install -y $tool)" >&2; exit 2; }
 
 port=${LATCHKEY_BENCH_PORT:-8092}
 issuer="http://localhost:$port"
@@ -58,12 +67,15 @@ echo "== building (release)" >&2
 cargo build --release --quiet -p latchkey -p latchkey-bench
 "$target_dir/release/latchkey-bench" --print-clients-file >"$out/clients.yaml"
 
+under=() # what the server runs under: callgrind from the start, or nothing (strace attaches later)
+[[ $tool == valgrind ]] && under=(valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out")
 env LATCHKEY_ISSUER="$issuer" LATCHKEY_LISTEN="127.0.0.1:$port" "${stores[@]}" \
   LATCHKEY_CLIENTS_FILE="$out/clients.yaml" LATCHKEY_RATE_LIMITS=off RUST_LOG=warn \
-  valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
-  "$target_dir/release/latchkey" serve >"$out/server.log" 2>&1 &
+  "${under[@]}" "$target_dir/release/latchkey" serve >"$out/server.log" 2>&1 &
 server_pid=$!
+strace_pid=
 cleanup() {
+  [[ -n $strace_pid ]] && kill -INT "$strace_pid" 2>/dev/null
   kill "$server_pid" 2>/dev/null || true
   if [[ -n $pg_schema ]]; then
     psql "$LATCHKEY_BENCH_DATABASE_URL" -q -c "set client_min_messages = warning; drop schema $pg_schema cascade"
@@ -90,7 +102,7 @@ wait_until() { # wait_until SECONDS COMMAND…: retries COMMAND every half secon
 }
 counted_some() { (($(counted) >= 20)); }
 
-echo "== starting under callgrind (slow)" >&2
+echo "== starting (under $tool: slow)" >&2
 wait_until 180 curl -sf -o /dev/null "$issuer/readyz"
 # A few virtual users keep the server busy without piling up latency under valgrind; the
 # warm-up covers the sign-ups and the first sign-ins, which the count below leaves out.
@@ -99,12 +111,25 @@ wait_until 180 curl -sf -o /dev/null "$issuer/readyz"
 generator_pid=$!
 wait_until 180 counted_some
 first=$(counted)
-callgrind_control --zero "$server_pid" >/dev/null
+if [[ $tool == valgrind ]]; then
+  callgrind_control --zero "$server_pid" >/dev/null
+else
+  strace -c -f -p "$server_pid" -o "$out/strace.txt" 2>/dev/null &
+  strace_pid=$!
+  sleep 0.5 # attached by then; the window starts here
+  first=$(counted)
+fi
 echo "== counting for $duration" >&2
 generator_status=0
 wait "$generator_pid" || generator_status=$?
 last=$(counted)
-callgrind_control --dump "$server_pid" >/dev/null
+if [[ $tool == valgrind ]]; then
+  callgrind_control --dump "$server_pid" >/dev/null
+else
+  kill -INT "$strace_pid"
+  wait "$strace_pid" || true
+  strace_pid=
+fi
 kill -TERM "$server_pid"
 wait "$server_pid" 2>/dev/null || true
 if ((generator_status != 0)); then
@@ -112,7 +137,8 @@ if ((generator_status != 0)); then
   exit 1
 fi
 
-python3 - "$out/callgrind.out.1" $((last - first)) "$unit" <<'PY' | tee "$out/summary.txt"
+if [[ $tool == valgrind ]]; then
+  python3 - "$out/callgrind.out.1" $((last - first)) "$unit" <<'PY' | tee "$out/summary.txt"
 import collections, re, sys
 
 # Exclusive cost per function from callgrind's format: a cost line belongs to the current
@@ -150,5 +176,55 @@ print(f"{units} {unit} counted; {total / units / 1e6:.3f} M instructions each (u
 print("functions by their own instructions:")
 for function, cost in own.most_common(25):
     print(f"  {cost / total * 100:5.1f} %  {cost / units / 1e3:8.1f} k each  {function[:110]}")
+
+# Components, by the first pattern a function's name matches. SHA-256 under valgrind runs
+# sha2's portable code (valgrind hides the SHA extensions), several times slower than at speed.
+COMPONENTS = [
+    ("P-256 check (webauthn-rs: p256, crypto-bigint)", r"p256::|primeorder::|crypto_bigint::|elliptic_curve::|ecdsa::"),
+    ("AWS-LC (token signatures, its hashes)", r"aws_lc|ecp_nistz256|bignum|BN_|ECDSA|RSA|sha(256|512)_block"),
+    ("HMAC-SHA-256 (sha2, hmac)", r"sha2::|hmac::|digest::"),
+    ("SQLite", r"sqlite3|^wal[A-Z]|pcache|[pP]ager|[bB]tree|getPage|memjrnl|[vV]dbe|yy_"),
+    ("sqlx, sea-orm, sea-query", r"sqlx|sea_orm|sea_query"),
+    ("JSON (serde)", r"serde"),
+    ("HTTP (hyper, http, axum, tower)", r"hyper|http::|axum|tower|httparse"),
+    ("cookies, forms, URLs, base64, AES-GCM", r"cookie|percent_encoding|form_urlencoded|url::|base64|aes|ghash|polyval"),
+    ("allocator", r"je_|jemalloc|malloc|free|ralloc|calloc|_rjem|tcache"),
+    ("memcpy, memset, memcmp", r"mem(cpy|move|set|cmp)"),
+    ("strings, formatting, collections", r"fmt|from_utf8|core::str|alloc::str|alloc::string|alloc::vec|RawVec|hashbrown|hash"),
+    ("tokio, futures", r"tokio|futures|flume|event_listener"),
+    ("templates (minijinja)", r"minijinja"),
+    ("webauthn-rs (the rest)", r"webauthn"),
+    ("Latchkey's own code", r"latchkey"),
+]
+by_component = collections.Counter()
+for function, cost in own.items():
+    name = function or ""
+    component = next((label for label, pattern in COMPONENTS if re.search(pattern, name)), "other")
+    by_component[component] += cost
+print("by component:")
+for component, cost in by_component.most_common():
+    print(f"  {cost / total * 100:5.1f} %  {cost / units / 1e3:8.1f} k each  {component}")
 PY
-echo "results: $out (callgrind_annotate --inclusive=yes $out/callgrind.out.1 for inclusive costs)" >&2
+else
+  python3 - "$out/strace.txt" $((last - first)) "$unit" <<'PY' | tee "$out/summary.txt"
+import re, sys
+
+# strace -c's table: % time, seconds, usecs/call, calls, [errors,] syscall.
+path, units, unit = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+calls = {}
+for line in open(path):
+    fields = line.split()
+    if len(fields) >= 5 and re.fullmatch(r"[\d.]+", fields[0]) and fields[-1] != "total":
+        calls[fields[-1]] = int(fields[3])
+total = sum(calls.values())
+print(f"{units} {unit} counted; {total / units:.1f} system calls each (both threads)")
+for name, count in sorted(calls.items(), key=lambda item: -item[1]):
+    if count / units >= 0.05:
+        print(f"  {count / units:6.2f}  {name}")
+PY
+fi
+if [[ $tool == valgrind ]]; then
+  echo "results: $out (callgrind_annotate --inclusive=yes $out/callgrind.out.1 for inclusive costs)" >&2
+else
+  echo "results: $out (strace.txt: strace's own table)" >&2
+fi
