@@ -9,10 +9,11 @@
 # instructions by component (the P-256 check, SQLite, HTTP, JSON, cookies, the allocator, …).
 #
 # With `--syscalls` it counts system calls instead, under `strace -c -f` attached for the
-# counted window (both of the server's threads: tokio's and SQLite's): the kernel's share of a
-# login (a fifth to a quarter of the server's CPU) that instructions leave out. strace slows
-# the server down, so fewer requests share a wake-up or a group commit than at full speed; like
-# the instructions, the count is for comparing builds, not a figure of the server at speed.
+# counted window (every thread of the server: tokio's, and SQLite's on the embedded default):
+# the kernel's share of a login (a fifth to a quarter of the server's CPU) that instructions
+# leave out. strace slows the server down, so fewer requests share a wake-up or a group commit
+# than at full speed; like the instructions, the count is for comparing builds, not a figure of
+# the server at speed.
 #
 # Throughput on a shared two-core VM varies by 10 % between identical runs; this figure varies
 # by well under 1 %, whatever else the machine does. It leaves out what the kernel does and
@@ -217,7 +218,7 @@ for line in open(path):
     if len(fields) >= 5 and re.fullmatch(r"[\d.]+", fields[0]) and fields[-1] != "total":
         calls[fields[-1]] = int(fields[3])
 total = sum(calls.values())
-print(f"{units} {unit} counted; {total / units:.1f} system calls each (both threads)")
+print(f"{units} {unit} counted; {total / units:.1f} system calls each (all the server's threads)")
 for name, count in sorted(calls.items(), key=lambda item: -item[1]):
     if count / units >= 0.05:
         print(f"  {count / units:6.2f}  {name}")
