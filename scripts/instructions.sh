@@ -218,6 +218,8 @@ for line in open(path):
     if len(fields) >= 5 and re.fullmatch(r"[\d.]+", fields[0]) and fields[-1] != "total":
         calls[fields[-1]] = int(fields[3])
 total = sum(calls.values())
+if not total:
+    sys.exit(f"instructions.sh: strace counted nothing (could it attach? see {path})")
 print(f"{units} {unit} counted; {total / units:.1f} system calls each (all the server's threads)")
 for name, count in sorted(calls.items(), key=lambda item: -item[1]):
     if count / units >= 0.05:
