@@ -187,7 +187,7 @@ COMPONENTS = [
     ("SQLite", r"sqlite3|^wal[A-Z]|pcache|[pP]ager|[bB]tree|getPage|memjrnl|[vV]dbe|yy_"),
     ("sqlx, sea-orm, sea-query", r"sqlx|sea_orm|sea_query"),
     ("JSON (serde)", r"serde"),
-    ("HTTP (hyper, http, axum, tower)", r"hyper|http::|axum|tower|httparse"),
+    ("HTTP (hyper, http, axum, tower)", r"hyper|(?<!latchkey::)http::|axum|tower|httparse"),
     ("cookies, forms, URLs, base64, AES-GCM", r"cookie|percent_encoding|form_urlencoded|url::|base64|aes|ghash|polyval"),
     ("allocator", r"je_|jemalloc|malloc|free|ralloc|calloc|_rjem|tcache"),
     ("memcpy, memset, memcmp", r"mem(cpy|move|set|cmp)"),
