@@ -207,6 +207,7 @@ print("by component:")
 for component, cost in by_component.most_common():
     print(f"  {cost / total * 100:5.1f} %  {cost / units / 1e3:8.1f} k each  {component}")
 PY
+  echo "results: $out (callgrind_annotate --inclusive=yes $out/callgrind.out.1 for inclusive costs)" >&2
 else
   python3 - "$out/strace.txt" $((last - first)) "$unit" <<'PY' | tee "$out/summary.txt"
 import re, sys
@@ -226,9 +227,5 @@ for name, count in sorted(calls.items(), key=lambda item: -item[1]):
     if count / units >= 0.05:
         print(f"  {count / units:6.2f}  {name}")
 PY
-fi
-if [[ $tool == valgrind ]]; then
-  echo "results: $out (callgrind_annotate --inclusive=yes $out/callgrind.out.1 for inclusive costs)" >&2
-else
   echo "results: $out (strace.txt: strace's own table)" >&2
 fi
