@@ -65,7 +65,9 @@ pin() { # pin CORE: the command prefix that pins to CORE (none on a one-core mac
 # by a third from one to the next (docs/benchmarks.md). Its CPU, and OpenSSL's speed on the
 # server's core at the operations a login's cryptography is made of, when openssl is installed.
 {
-  echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, kernel $(uname -r)"
+  # A guest may name its CPU only "AMD EPYC": family and model tell its generation apart.
+  generation=$(awk -F': *' '/^cpu family/ {f = $2} /^model\t/ {m = $2} END {if (f != "") print ", family " f " model " m}' /proc/cpuinfo 2>/dev/null || true)
+  echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)$generation, $(nproc) CPUs, kernel $(uname -r)"
   if command -v openssl >/dev/null; then
     # shellcheck disable=SC2046 # the prefix is meant to split
     $(pin "$server_cpu") openssl speed -seconds 2 ecdsap256 rsa2048 2>/dev/null | awk '
