@@ -293,6 +293,21 @@ mod tests {
         assert!(refused.to_string().contains("m29990101_000001_future"), "{refused}");
     }
 
+    /// The bundled SQLite is compiled with the options `.cargo/config.toml` gives it: setting
+    /// `LIBSQLITE3_FLAGS` in the environment replaces them.
+    #[tokio::test]
+    async fn the_bundled_sqlite_has_the_configured_compile_options() {
+        let db = connect("sqlite::memory:").await.unwrap();
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(DbBackend::Sqlite, "PRAGMA compile_options"))
+            .await
+            .unwrap();
+        let options: Vec<String> = rows.iter().map(|row| row.try_get_by_index(0).unwrap()).collect();
+        for wanted in ["DEFAULT_MEMSTATUS=0", "ENABLE_QPSG"] {
+            assert!(options.iter().any(|option| option == wanted), "{wanted} not in {options:?}");
+        }
+    }
+
     #[tokio::test]
     async fn a_broken_connection_is_unreachable_a_failed_statement_is_not() {
         use std::{io, sync::Arc};
