@@ -261,7 +261,8 @@ pub async fn create_user(
     })
 }
 
-/// Starts adding a passkey for a signed-in user, excluding the ones already registered.
+/// Starts adding a passkey to `user`'s account (a signed-in person's, or the one an enrollment
+/// link is for), excluding the passkeys already registered.
 pub async fn start_add_passkey(state: &AppState, user: &user::Model) -> Result<StartedRegistration, AppError> {
     let existing = passkeys::list_for_user(&state.db, user.id).await?;
     let exclude = crate::login::parse_all(&existing).iter().map(|k| k.cred_id().clone()).collect();

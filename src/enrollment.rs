@@ -16,7 +16,7 @@ use uuid::Uuid;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use crate::{
-    accounts::{RegistrationFailure, StartedRegistration},
+    accounts::{self, RegistrationFailure, StartedRegistration},
     app::AppState,
     error::AppError,
     passkey::{
@@ -76,15 +76,7 @@ pub async fn peek(state: &AppState, token: &str) -> Result<Option<entity::user::
 /// Starts the passkey registration for the link's user.
 pub async fn start(state: &AppState, token: &str) -> Result<Option<StartedRegistration>, AppError> {
     let Some(user) = peek(state, token).await? else { return Ok(None) };
-    let existing = passkeys::list_for_user(&state.db, user.id).await?;
-    let exclude = crate::login::parse_all(&existing).iter().map(|k| k.cred_id().clone()).collect();
-    let (options, reg_state) = state
-        .passkeys
-        .start_registration(user.id, &user.username, &user.display_name, exclude)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("starting registration: {e}")))?;
-    let ceremony = Ceremony::AddPasskey { user_id: user.id, state: reg_state };
-    let ceremony_id = ceremony::save(&state.ephemeral, &ceremony, state.config.challenge_ttl).await?;
-    Ok(Some(StartedRegistration { options, ceremony_id }))
+    Ok(Some(accounts::start_add_passkey(state, &user).await?))
 }
 
 /// A redeemed link: the person's new session.
