@@ -57,7 +57,7 @@ pub async fn request_post(
         Ok(Err(NotSent::RateLimited(retry_after))) => {
             let mut page = render(
                 StatusCode::TOO_MANY_REQUESTS,
-                "error.html",
+                "message.html",
                 context! {
                     title => "Too many requests",
                     message => "Too many sign-in links were requested. Wait a while, then try again.",
@@ -73,7 +73,7 @@ pub async fn request_post(
         }
         Err(AppError::Unavailable(cause)) if cause.starts_with("smtp") => Ok(render(
             StatusCode::SERVICE_UNAVAILABLE,
-            "error.html",
+            "message.html",
             context! {
                 title => "Email not sent",
                 message => "We could not send the email right now. Please try again in a few minutes, or sign in with a passkey.",

@@ -61,7 +61,7 @@ pub fn too_many(retry_after: Duration, wants_page: bool) -> Response {
     let message = "Too many requests from your address. Wait a moment, then try again.";
     let mut response = if wants_page {
         let context = minijinja::context! { title => "Too many requests", message => message };
-        render(StatusCode::TOO_MANY_REQUESTS, "error.html", context).unwrap_or_else(|e| e.into_response())
+        render(StatusCode::TOO_MANY_REQUESTS, "message.html", context).unwrap_or_else(|e| e.into_response())
     } else {
         Problem::new(StatusCode::TOO_MANY_REQUESTS, message).into_response()
     };

@@ -23,7 +23,6 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("signup.html", include_str!("../../templates/signup.html")),
         ("signup_passkey.html", include_str!("../../templates/signup_passkey.html")),
         ("account.html", include_str!("../../templates/account.html")),
-        ("error.html", include_str!("../../templates/error.html")),
         ("message.html", include_str!("../../templates/message.html")),
         ("consent.html", include_str!("../../templates/consent.html")),
         ("form_post.html", include_str!("../../templates/form_post.html")),
@@ -70,7 +69,7 @@ impl IntoResponse for PageError {
             message => err.public_message(),
             link => minijinja::context! { href => "/login", text => "Go to sign-in" },
         };
-        render(status, "error.html", context).unwrap_or_else(|_| (status, err.public_message()).into_response())
+        render(status, "message.html", context).unwrap_or_else(|_| (status, err.public_message()).into_response())
     }
 }
 
