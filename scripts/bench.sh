@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Latchkey's benchmark (docs/benchmarks.md): builds in release mode, starts Latchkey pinned to
-# one core on the embedded default (fresh SQLite file, in-process state), drives it from the
-# other core with latchkey-bench through every scenario, samples the server's RSS and start-up
-# time, and repeats on PostgreSQL + Redis when both URLs are given. Prints the results side by
-# side and keeps every report (JSON lines, tables, server logs) in the output directory.
+# Latchkey's benchmark (docs/benchmarks.md): builds in release mode (profile-guided, as the
+# container image is), starts Latchkey pinned to one core on the embedded default (fresh SQLite
+# file, in-process state), drives it from the other core with latchkey-bench through every
+# scenario, samples the server's RSS and start-up time, and repeats on PostgreSQL + Redis when
+# both URLs are given. Prints the results side by side and keeps every report (JSON lines,
+# tables, server logs) in the output directory.
 #
 #   scripts/bench.sh [--duration 15s] [--concurrency 32] [--users 200] [--quick]
 #
@@ -16,6 +17,8 @@
 #   LATCHKEY_BENCH_NICE          run server and generator at this niceness (e.g. -10, as root) so
 #                                other work on a shared machine cannot take their cores
 #   LATCHKEY_BENCH_MEMORY_STORE_MAX_ENTRIES   the in-process store's cap (default 2,000,000; below)
+#   LATCHKEY_BENCH_PGO           0: measure the plain release build instead of the profile-guided
+#                                one the container image ships (scripts/pgo-build.sh)
 #
 # Redis round trips are read from INFO commandstats and database writes from PostgreSQL's
 # pg_stat_user_tables, both as deltas around a login run: give the benchmark a Redis of its own
@@ -48,11 +51,21 @@ out=$(cd "$out" && pwd)
 
 # The figures depend on the build: the release profile (fat LTO) measured 17-24 % less server
 # CPU per flow than release without LTO (docs/benchmarks.md), so overrides are recorded.
+# The container image ships a build with profile-guided optimisation (scripts/pgo-build.sh), so
+# that is what is measured unless LATCHKEY_BENCH_PGO=0 asks for the plain release build.
 overrides=$(env | grep -E '^CARGO_(PROFILE_RELEASE_|ENCODED_RUSTFLAGS|BUILD_RUSTFLAGS)|^RUSTFLAGS' | sort | tr '\n' ' ' || true)
-echo "${overrides:-release profile as in Cargo.toml}" >"$out/build.txt"
-echo "== building (release; ${overrides:-release profile as in Cargo.toml})" >&2
-cargo build --release --quiet -p latchkey -p latchkey-bench
-latchkey=$target_dir/release/latchkey
+build="${overrides:-release profile as in Cargo.toml}"
+if [[ ${LATCHKEY_BENCH_PGO:-1} == 1 ]]; then
+  build="$build; profile-guided (scripts/pgo-build.sh)"
+  echo "== building ($build)" >&2
+  latchkey=$(scripts/pgo-build.sh)
+else
+  build="$build; no profile-guided optimisation"
+  echo "== building ($build)" >&2
+  cargo build --release --quiet -p latchkey -p latchkey-bench
+  latchkey=$target_dir/release/latchkey
+fi
+echo "$build" >"$out/build.txt"
 generator=$target_dir/release/latchkey-bench
 "$generator" --print-clients-file >"$out/clients.yaml"
 
