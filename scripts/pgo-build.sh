@@ -3,8 +3,8 @@
 # image ships it: an instrumented build first, trained by latchkey-bench driving every
 # scenario against it on the embedded default for a few seconds each; then the release build,
 # which LLVM lays out and inlines by the recorded profile. The binary behaves exactly as the
-# plain release build; in docs/benchmarks.md (twenty-fourth run) it took 18-22 % less CPU per
-# passkey sign-in, 14 % less with RS256 tokens and 6-9 % less per token or userinfo request.
+# plain release build; in docs/benchmarks.md (twenty-fourth run) it took 13-27 % less CPU per
+# passkey sign-in, 8-14 % less with RS256 tokens and 6-12 % less per token request.
 #
 #   scripts/pgo-build.sh        # prints the binary's path: $CARGO_TARGET_DIR/pgo/release/latchkey
 #
